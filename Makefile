@@ -1,0 +1,60 @@
+# CryptoDesk — `make run` serves the app, `make test` runs every check. Both set themselves up.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint fmt check worker beat bench bench-auth migrate seed clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python requirements.txt requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+run: export DEBUG ?= 1
+run: $(STAMP)
+	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py seed_demo
+	@echo "CryptoDesk is starting on http://$(HOST):$(PORT)/"
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+migrate: $(STAMP)
+	$(BIN)/python manage.py migrate --no-input
+
+seed: $(STAMP)
+	$(BIN)/python manage.py seed_demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+check: $(STAMP)
+	DJANGO_SETTINGS_MODULE=cryptodesk.settings_test $(BIN)/python manage.py check
+	DJANGO_SETTINGS_MODULE=cryptodesk.settings_test $(BIN)/python manage.py makemigrations --check --dry-run
+
+test: lint check
+	$(BIN)/python -m pytest
+
+worker: $(STAMP)
+	$(BIN)/celery -A cryptodesk worker --loglevel=INFO
+
+beat: $(STAMP)
+	$(BIN)/celery -A cryptodesk beat --loglevel=INFO
+
+bench: bench-auth
+
+bench-auth: $(STAMP)
+	$(BIN)/python bench/auth.py
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache

@@ -1,0 +1,78 @@
+"""Accounts API shapes: input serializers validate, output serializers describe."""
+
+from rest_framework import serializers
+
+from accounts.models import DeviceSession, User
+
+
+class UserSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = User
+        fields = ["id", "email", "display_name", "role", "base_currency", "timezone", "email_verified", "date_joined"]
+        read_only_fields = fields
+
+
+class RegisterSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
+    display_name = serializers.CharField(max_length=80, required=False, allow_blank=True, default="")
+
+
+class ProfileUpdateSerializer(serializers.ModelSerializer):
+    """What a user may change about themselves: never their role."""
+
+    class Meta:
+        model = User
+        fields = ["email", "display_name", "base_currency", "timezone"]
+        extra_kwargs = {"email": {"validators": []}}  # uniqueness is the service's job (case-insensitive)
+
+
+class LoginSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+class TokenPairSerializer(serializers.Serializer):
+    access = serializers.CharField(read_only=True)
+    refresh = serializers.CharField(read_only=True)
+
+
+class RefreshSerializer(serializers.Serializer):
+    refresh = serializers.CharField()
+
+
+class VerifyEmailSerializer(serializers.Serializer):
+    token = serializers.CharField(max_length=512)
+
+
+class ForgotPasswordSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+
+
+class ResetPasswordSerializer(serializers.Serializer):
+    uid = serializers.CharField(max_length=64)
+    token = serializers.CharField(max_length=128)
+    new_password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+class ChangePasswordSerializer(serializers.Serializer):
+    old_password = serializers.CharField(max_length=128, trim_whitespace=False)
+    new_password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField(read_only=True)
+
+
+class DeviceSessionSerializer(serializers.ModelSerializer):
+    created = serializers.DateTimeField(source="created_at", read_only=True)
+    last_used = serializers.DateTimeField(source="last_used_at", read_only=True)
+    current = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DeviceSession
+        fields = ["id", "kind", "device", "user_agent", "ip", "created", "last_used", "expires_at", "current"]
+        read_only_fields = fields
+
+    def get_current(self, session: DeviceSession) -> bool:
+        return str(session.pk) == str(self.context.get("current_session_id"))

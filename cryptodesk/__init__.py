@@ -1,0 +1,5 @@
+"""CryptoDesk: a self-hosted crypto trading desk."""
+
+from .celery import app as celery_app
+
+__all__ = ("celery_app",)

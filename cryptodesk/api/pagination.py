@@ -1,0 +1,9 @@
+"""The one paginator of the API: page/page_size (50 by default, 250 at most)."""
+
+from rest_framework.pagination import PageNumberPagination
+
+
+class Pagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 250

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class CryptodeskConfig(AppConfig):
+    name = "cryptodesk"
+    verbose_name = "CryptoDesk"

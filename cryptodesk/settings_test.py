@@ -1,0 +1,22 @@
+"""Test settings: the real services from the environment, fast hashing, captured email."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+os.environ.setdefault("SESSION_COOKIE_SECURE", "0")
+os.environ.setdefault("CSRF_COOKIE_SECURE", "0")
+os.environ.setdefault("THROTTLE_ANON", "100000/min")
+os.environ.setdefault("THROTTLE_USER", "100000/min")
+os.environ.setdefault("THROTTLE_AUTH", "100000/min")
+
+from .settings import *  # noqa: F403
+from .settings import CACHES, STORAGES
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CELERY_TASK_ALWAYS_EAGER = True
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+# Each xdist worker gets its own cache namespace so parallel runs never see each other's counters.
+if "KEY_PREFIX" in CACHES["default"]:
+    CACHES["default"]["KEY_PREFIX"] = f"cryptodesk-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
