@@ -115,9 +115,15 @@ def validate_new_password(password: str, *, user: User | None = None, field: str
 def register_user(*, email: str, password: str, display_name: str = "", base_url: str) -> User:
     email = User.objects.normalize_email_address(email)
     candidate = User(email=email, display_name=display_name)
-    validate_new_password(password, user=candidate)
+    errors: dict[str, list[str]] = {}
+    try:
+        validate_new_password(password, user=candidate)
+    except ValidationError as exc:
+        errors.update(exc.detail)
     if User.objects.filter(email__iexact=email).exists():
-        raise _email_taken()
+        errors.update(_email_taken().detail)
+    if errors:
+        raise ValidationError(errors)  # every problem at once, each beside its field
     candidate.set_password(password)
     try:
         with transaction.atomic():

@@ -13,6 +13,7 @@ from cryptodesk.errors import DomainError
 from . import selectors, services
 from .forms import ChangePasswordForm, ForgotPasswordForm, LoginForm, ProfileForm, RegisterForm, SetPasswordForm
 from .middleware import BROWSER_SESSION_KEY
+from .models import User
 from .tokens import user_for_password_reset
 from .utils import client_of, site_url
 
@@ -171,7 +172,9 @@ def settings_view(request: HttpRequest) -> HttpResponse:
 @require_POST
 def settings_profile_view(request: HttpRequest) -> HttpResponse:
     user = request.user
-    form = ProfileForm(request.POST, instance=type(user).objects.get(pk=user.pk))
+    form = ProfileForm(
+        request.POST, instance=User.objects.get(pk=user.pk)
+    )  # a copy: a failed form must not touch request.user
     if form.is_valid():
         try:
             services.update_profile(user=user, base_url=site_url(request), **form.cleaned_data)
