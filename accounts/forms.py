@@ -18,7 +18,7 @@ class RegisterForm(forms.Form):
     email = forms.EmailField(
         max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email", "autofocus": True})
     )
-    display_name = forms.CharField(max_length=80, required=False, label="Display name")
+    display_name = forms.CharField(max_length=80, required=False, label="Display name", help_text="Optional.")
     password = forms.CharField(
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),

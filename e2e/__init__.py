@@ -1,0 +1,1 @@
+"""Browser journeys driving Debian chromium through Playwright against the live server."""
