@@ -4,6 +4,7 @@ import uuid
 import zoneinfo
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
@@ -84,6 +85,13 @@ class User(AbstractBaseUser, PermissionsMixin):
         # Operators are the admin role: the Django admin follows the role, never the other way round.
         self.is_staff = self.role == self.Role.ADMIN or self.is_superuser
         super().save(*args, **kwargs)
+        cache.delete(f"user:{self.pk}")  # the API's cached copy (accounts.services.session_user)
+
+    def delete(self, *args, **kwargs):
+        pk = self.pk
+        result = super().delete(*args, **kwargs)
+        cache.delete(f"user:{pk}")
+        return result
 
     @property
     def name(self) -> str:

@@ -162,6 +162,7 @@ def delete_account(*, user: User) -> None:
 def deactivate_user(*, user: User) -> None:
     """Operators' switch: the account can no longer log in and every session dies now."""
     User.objects.filter(pk=user.pk).update(is_active=False)
+    forget_user(user.pk)
     user.is_active = False
     revoke_sessions(user=user, reason="account deactivated")
 
@@ -203,6 +204,7 @@ def verify_email(*, token: str) -> User:
     updated = User.objects.filter(pk=user_id, email=email, email_verified=False, is_active=True).update(
         email_verified=True
     )
+    forget_user(user_id)
     if not updated:
         raise InvalidLink("This verification link has already been used or is no longer valid.", field="token")
     return User.objects.get(pk=user_id)
@@ -264,6 +266,33 @@ def is_session_active(session_id) -> bool:
     # add, not set: a revocation that lands meanwhile has written 0 and must win
     cache.add(key, 1 if active else 0, timeout=_ACTIVE_CACHE_S)
     return active
+
+
+def _user_key(user_id) -> str:
+    return f"user:{user_id}"
+
+
+def forget_user(user_id) -> None:
+    """Drop the cached user row: called whenever a user changes (User.save, and every queryset update)."""
+    cache.delete(_user_key(user_id))
+
+
+def session_user(*, session_id, user_id) -> User | None:
+    """The live user behind an access token, in one cache round trip once warm (no query)."""
+    active_key, user_key = _active_key(session_id), _user_key(user_id)
+    found = cache.get_many([active_key, user_key])
+    active = found.get(active_key)
+    if active is None:
+        active = 1 if is_session_active(session_id) else 0
+    if active != 1:
+        return None
+    user = found.get(user_key)
+    if user is None:
+        user = User.objects.filter(pk=user_id).first()
+        if user is None:
+            return None
+        cache.add(user_key, user, timeout=_ACTIVE_CACHE_S)
+    return user if user.is_active else None
 
 
 def _forget_sessions(sessions: list[DeviceSession]) -> None:
@@ -391,3 +420,22 @@ def purge_expired_sessions() -> int:
     cutoff = timezone.now() - settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"] - timedelta(days=1)
     deleted, _ = DeviceSession.objects.filter(Q(expires_at__lt=cutoff) | Q(revoked_at__lt=cutoff)).delete()
     return deleted
+
+
+# --- demo -----------------------------------------------------------------------------------------
+
+DEMO_EMAIL = "demo@cryptodesk.local"
+DEMO_PASSWORD = "cryptodesk-demo"  # noqa: S105 - a published demo login, not a secret
+
+
+@transaction.atomic
+def ensure_demo_user() -> User:
+    """The demo account exists, is active and has the published password; nothing else is touched."""
+    user, created = User.objects.get_or_create(
+        email=DEMO_EMAIL, defaults={"display_name": "Demo Trader", "email_verified": True}
+    )
+    if created or not user.is_active or not user.check_password(DEMO_PASSWORD):
+        user.set_password(DEMO_PASSWORD)
+        user.is_active = True
+        user.save()
+    return user

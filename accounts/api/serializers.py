@@ -5,11 +5,17 @@ from rest_framework import serializers
 from accounts.models import DeviceSession, User
 
 
-class UserSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = User
-        fields = ["id", "email", "display_name", "role", "base_currency", "timezone", "email_verified", "date_joined"]
-        read_only_fields = fields
+class UserSerializer(serializers.Serializer):
+    """Declared field by field (not a ModelSerializer): it runs on every /me, and introspection costs."""
+
+    id = serializers.IntegerField(read_only=True)
+    email = serializers.EmailField(read_only=True)
+    display_name = serializers.CharField(read_only=True)
+    role = serializers.ChoiceField(choices=User.Role.choices, read_only=True)
+    base_currency = serializers.ChoiceField(choices=User.Currency.choices, read_only=True)
+    timezone = serializers.CharField(read_only=True)
+    email_verified = serializers.BooleanField(read_only=True)
+    date_joined = serializers.DateTimeField(read_only=True)
 
 
 class RegisterSerializer(serializers.Serializer):

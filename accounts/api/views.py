@@ -7,7 +7,6 @@ from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts import selectors, services
@@ -16,6 +15,7 @@ from accounts.models import DeviceSession
 from accounts.services import SESSION_CLAIM
 from accounts.tokens import user_for_password_reset
 from accounts.utils import client_of, site_url
+from cryptodesk.api.throttling import ScopedThrottle
 
 from .serializers import (
     ChangePasswordSerializer,
@@ -52,7 +52,7 @@ class PublicAuthView(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ScopedThrottle]
     throttle_scope = "auth"
 
 
@@ -101,7 +101,7 @@ class VerifyEmailView(PublicAuthView):
 
 
 class ResendVerificationView(APIView):
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ScopedThrottle]
     throttle_scope = "auth"
 
     @extend_schema(request=None, responses={202: DetailSerializer}, tags=["auth"])

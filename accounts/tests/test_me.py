@@ -117,5 +117,23 @@ def test_sessions_list_constant_queries(alice, django_assert_num_queries):
     client.get(SESSIONS)  # warm
     for _ in range(10):
         api_for(alice)
-    with django_assert_num_queries(3):  # user, count, page
+    with django_assert_num_queries(2):  # count, page (the user and session come from the cache)
         assert client.get(SESSIONS).json()["count"] == 11
+
+
+def test_cached_user_follows_every_change(alice_api, alice):
+    from accounts.services import verify_email
+    from accounts.tokens import make_email_verification_token
+
+    alice.email_verified = False
+    alice.save()
+    assert alice_api.get(ME).json()["email_verified"] is False  # warms the cache
+    verify_email(token=make_email_verification_token(alice))
+    assert alice_api.get(ME).json()["email_verified"] is True
+    alice_api.patch(ME, {"display_name": "Renamed"}, format="json")
+    assert alice_api.get(ME).json()["display_name"] == "Renamed"
+    User.objects.filter(pk=alice.pk).update(display_name="Behind the cache's back")
+    alice.refresh_from_db()
+    alice.role = User.Role.ANALYST
+    alice.save()
+    assert alice_api.get(ME).json()["role"] == "analyst"

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that serve the real app and print ratios measured in one run."""
