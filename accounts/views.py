@@ -1,4 +1,4 @@
-"""Browser pages for accounts: login, registration, verification, password reset, settings, dashboard."""
+"""Browser pages for accounts: login, registration, verification, password reset, settings."""
 
 from django.contrib import messages
 from django.contrib.auth import login, logout, update_session_auth_hash
@@ -144,12 +144,6 @@ def password_reset_view(request: HttpRequest, uid: str, token: str) -> HttpRespo
             messages.success(request, "Your password has been reset. Log in with the new one.")
             return redirect("accounts:login")
     return render(request, "accounts/password_reset.html", {"form": form})
-
-
-@login_required
-@require_GET
-def dashboard_view(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard.html", {"session_count": selectors.active_sessions(user=request.user).count()})
 
 
 def _settings_page(request: HttpRequest, *, profile_form=None, password_form=None, status: int = 200) -> HttpResponse:

@@ -133,6 +133,36 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=17),
         "options": {"expires": 30 * 60},
     },
+    "sync-markets": {
+        "task": "market.tasks.sync_markets_task",
+        "schedule": crontab(minute="*/5"),
+        "options": {"expires": 4 * 60},
+    },
+    "sync-trending-global": {
+        "task": "market.tasks.sync_trending_and_global_task",
+        "schedule": crontab(minute="2-59/15"),
+        "options": {"expires": 10 * 60},
+    },
+    "backfill-history": {
+        "task": "market.tasks.backfill_history_task",
+        "schedule": crontab(minute=7),
+        "options": {"expires": 50 * 60},
+    },
+    "fetch-logos": {
+        "task": "market.tasks.fetch_logos_task",
+        "schedule": crontab(minute=12),
+        "options": {"expires": 50 * 60},
+    },
+    "market-retention": {
+        "task": "market.tasks.apply_retention_task",
+        "schedule": crontab(hour=3, minute=33),
+        "options": {"expires": 6 * 3600},
+    },
+    "demo-ticker": {  # does nothing unless DEMO_TICKER=1
+        "task": "market.tasks.demo_tick_task",
+        "schedule": crontab(),
+        "options": {"expires": 50},
+    },
 }
 
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
@@ -186,10 +216,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "cryptodesk.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
-    ],
+    "DEFAULT_THROTTLE_CLASSES": ["cryptodesk.api.throttling.AnonThrottle", "cryptodesk.api.throttling.UserThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "anon": os.environ.get("THROTTLE_ANON", "120/min"),
         "user": os.environ.get("THROTTLE_USER", "1200/min"),
@@ -299,6 +326,11 @@ if COINGECKO_API_PLAN not in {"demo", "pro"}:
 COINGECKO_CALLS_PER_MINUTE = env_int("COINGECKO_CALLS_PER_MINUTE", default=30, minimum=1)
 MARKET_STALE_AFTER = env_duration("MARKET_STALE_AFTER", default="15m")
 PAPER_FEE_BPS = env_int("PAPER_FEE_BPS", default=10)
+MARKET_SYNC_TOP_N = env_int("MARKET_SYNC_TOP_N", default=250, minimum=1)
+MARKET_HISTORY_TOP_N = env_int("MARKET_HISTORY_TOP_N", default=20, minimum=1)
+MARKET_KEEP_FINE_DAYS = env_int("MARKET_KEEP_FINE_DAYS", default=2, minimum=1)
+MARKET_KEEP_HOURLY_DAYS = env_int("MARKET_KEEP_HOURLY_DAYS", default=90, minimum=2)
+DEMO_TICKER = env_bool("DEMO_TICKER", default=False)
 
 # --- i18n, static -------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -5,6 +5,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts import views as account_views
+from market import views as market_views
 
 from . import views
 
@@ -20,8 +21,9 @@ urlpatterns = [
     path("api/v1/", include("cryptodesk.api_urls")),
     re_path(r"^api/", views.api_not_found),
     path("", account_views.home, name="home"),
-    path("dashboard/", account_views.dashboard_view, name="dashboard"),
+    path("dashboard/", market_views.dashboard_view, name="dashboard"),
     path("", include("accounts.urls")),
+    path("", include("market.urls")),
 ]
 
 handler400 = "cryptodesk.views.bad_request"

@@ -1,6 +1,186 @@
-"""Market reads for pages, endpoints and probes."""
+"""Market reads for pages, endpoints, probes and the caches the sync refreshes."""
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from cryptodesk.money import as_str
+from cryptodesk.timestamps import from_ms, to_ms
+
+from .models import Coin, GlobalStats, PricePoint, SyncRun, TrendingCoin
+
+VERSION_KEY = "market:version"
+HISTORY_DAYS = {"1": 1, "7": 7, "14": 14, "30": 30, "90": 90, "180": 180, "365": 365, "max": None}
+TOP_CATEGORIES = {
+    "gainers": F("quote__price_change_percentage_24h").desc(nulls_last=True),
+    "losers": F("quote__price_change_percentage_24h").asc(nulls_last=True),
+    "volume": F("quote__total_volume").desc(nulls_last=True),
+    "market_cap": F("quote__market_cap").desc(nulls_last=True),
+}
+TOP_LIMIT_MAX = 100
+MARKET_SYNC_KINDS = [SyncRun.Kind.MARKETS, SyncRun.Kind.DEMO_TICK]
+
+
+def coin_rows() -> QuerySet[Coin]:
+    """Coins that have a quote, with it, in rank order (unranked last)."""
+    return (
+        Coin.objects.filter(quote__isnull=False)
+        .select_related("quote")
+        .order_by(F("market_cap_rank").asc(nulls_last=True), "id")
+    )
+
+
+def coin_by_id_or_symbol(key: str) -> Coin | None:
+    """A CoinGecko id, or a symbol (case-insensitive): the highest-ranked coin with it."""
+    rows = coin_rows()
+    return rows.filter(pk=key).first() or rows.filter(symbol__iexact=key).first()
+
+
+def is_stale(last_updated: datetime | None, *, now: datetime | None = None) -> bool:
+    if last_updated is None:
+        return True
+    return (now or timezone.now()) - last_updated > settings.MARKET_STALE_AFTER
+
+
+# --- history -----------------------------------------------------------------------------------
+
+
+def history_bucket(days: int | None) -> timedelta | None:
+    """Point spacing by range, as CoinGecko serves it: fine for a day, hourly to 90 days, then daily."""
+    if days is not None and days <= 1:
+        return None
+    if days is not None and days <= 90:
+        return timedelta(hours=1)
+    return timedelta(days=1)
+
+
+def _points(
+    coin: Coin, days: int | None, now: datetime
+) -> list[tuple[datetime, Decimal, Decimal | None, Decimal | None]]:
+    qs = PricePoint.objects.filter(coin=coin)
+    if days is not None:
+        qs = qs.filter(ts__gte=now - timedelta(days=days))
+    return list(qs.order_by("ts").values_list("ts", "price", "market_cap", "total_volume"))
+
+
+def _last_per_bucket(points, bucket: timedelta | None):
+    if bucket is None:
+        return points
+    size = int(bucket.total_seconds() * 1000)
+    kept: dict[int, tuple] = {}
+    for point in points:
+        kept[to_ms(point[0]) // size] = point  # ascending: the last one in each bucket wins
+    return list(kept.values())
+
+
+def price_history(coin: Coin, *, days: int | None, now: datetime | None = None) -> dict:
+    now = now or timezone.now()
+    points = _last_per_bucket(_points(coin, days, now), history_bucket(days))
+    return {
+        "prices": [[to_ms(ts), as_str(price)] for ts, price, _, _ in points],
+        "market_caps": [[to_ms(ts), as_str(cap)] for ts, _, cap, _ in points if cap is not None],
+        "total_volumes": [[to_ms(ts), as_str(volume)] for ts, _, _, volume in points if volume is not None],
+    }
+
+
+def ohlc_bucket(days: int | None) -> timedelta:
+    if days is not None and days <= 2:
+        return timedelta(minutes=30)
+    if days is not None and days <= 30:
+        return timedelta(hours=4)
+    return timedelta(days=1)
+
+
+def ohlc(coin: Coin, *, days: int | None, now: datetime | None = None) -> list[list]:
+    """Candles computed from stored points: [[bucket start ms, open, high, low, close], ...]."""
+    now = now or timezone.now()
+    size = int(ohlc_bucket(days).total_seconds() * 1000)
+    candles: dict[int, list] = {}
+    for ts, price, _, _ in _points(coin, days, now):
+        start = to_ms(ts) // size * size
+        candle = candles.get(start)
+        if candle is None:
+            candles[start] = [start, price, price, price, price]
+        else:
+            candle[2] = max(candle[2], price)
+            candle[3] = min(candle[3], price)
+            candle[4] = price
+    return [[start, as_str(o), as_str(h), as_str(low), as_str(c)] for start, o, h, low, c in candles.values()]
+
+
+# --- lists -------------------------------------------------------------------------------------
+
+
+def top_coins(category: str, *, limit: int) -> QuerySet[Coin]:
+    order = TOP_CATEGORIES[category]
+    field = order.expression.name
+    return coin_rows().filter(**{f"{field}__isnull": False}).order_by(order, "id")[:limit]
+
+
+def trending_coins() -> QuerySet[TrendingCoin]:
+    return TrendingCoin.objects.select_related("coin", "coin__quote").order_by("rank")
+
+
+def latest_global_stats() -> GlobalStats | None:
+    return GlobalStats.objects.order_by("-as_of").first()
+
+
+def recent_sync_runs() -> QuerySet[SyncRun]:
+    return SyncRun.objects.select_related("requested_by").order_by("-created_at", "-id")
+
+
+def last_market_sync() -> SyncRun | None:
+    return (
+        SyncRun.objects.filter(kind__in=MARKET_SYNC_KINDS, status=SyncRun.Status.SUCCEEDED)
+        .order_by("-finished_at")
+        .first()
+    )
 
 
 def market_data_status() -> dict:
     """Freshness of the stored market data, for /health/ready (stale data is reported, never a 503)."""
-    return {"ok": False, "last_sync": None, "age_s": None, "detail": "no market data synced yet"}
+    run = last_market_sync()
+    if run is None or run.finished_at is None:
+        return {"ok": False, "last_sync": None, "age_s": None, "detail": "no market data synced yet"}
+    age = timezone.now() - run.finished_at
+    fresh = age <= settings.MARKET_STALE_AFTER
+    return {
+        "ok": fresh,
+        "last_sync": run.finished_at.isoformat().replace("+00:00", "Z"),
+        "age_s": int(age.total_seconds()),
+        "kind": run.kind,
+        "detail": "fresh" if fresh else f"stale: older than {int(settings.MARKET_STALE_AFTER.total_seconds())} s",
+    }
+
+
+# --- cache version -------------------------------------------------------------------------------
+
+
+def market_version() -> str:
+    """Changes whenever market data changes; every cached market response is keyed by it."""
+    version = cache.get(VERSION_KEY)
+    if version is None:
+        run = last_market_sync()
+        version = str(to_ms(run.finished_at)) if run and run.finished_at else "0"
+        cache.add(VERSION_KEY, version, timeout=None)
+        version = cache.get(VERSION_KEY, version)
+    return version
+
+
+def market_modified() -> datetime | None:
+    version = market_version()
+    return None if version == "0" else from_ms(int(version))
+
+
+def refresh_market_caches() -> str:
+    """After a market write commits: a new version (old entries become unreachable), then prewarm."""
+    version = str(to_ms(timezone.now()))
+    cache.set(VERSION_KEY, version, timeout=None)
+    from .api.views import prewarm_market_caches
+
+    prewarm_market_caches(version)
+    return version

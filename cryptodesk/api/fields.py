@@ -1,0 +1,38 @@
+"""Exact decimal fields for the API: strings out, no trailing zeros; more places than stored in → 400."""
+
+from rest_framework import serializers
+
+from cryptodesk.money import AMOUNT, PERCENT
+
+
+class AmountField(serializers.DecimalField):
+    """Money or a quantity: (38, 18), leaves as a JSON string such as "0.12345678"."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_digits", AMOUNT["max_digits"])
+        kwargs.setdefault("decimal_places", AMOUNT["decimal_places"])
+        kwargs.setdefault("normalize_output", True)
+        kwargs.setdefault("coerce_to_string", True)
+        super().__init__(**kwargs)
+
+    def to_representation(self, value):
+        text = super().to_representation(value)
+        return _plain(text) if isinstance(text, str) else text
+
+
+class PercentField(AmountField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_digits", PERCENT["max_digits"])
+        kwargs.setdefault("decimal_places", PERCENT["decimal_places"])
+        super().__init__(**kwargs)
+
+
+def _plain(text: str) -> str:
+    """normalize() may write 1E+5: spell it out."""
+    if "E" in text or "e" in text:
+        from decimal import Decimal
+
+        from cryptodesk.money import as_str
+
+        return as_str(Decimal(text))
+    return text

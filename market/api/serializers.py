@@ -1,0 +1,135 @@
+"""Market API shapes: coins with their latest quote, freshness included."""
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from cryptodesk.api.fields import AmountField, PercentField
+from cryptodesk.money import as_str
+from market.models import Coin, GlobalStats, SyncRun, TrendingCoin
+from market.selectors import is_stale
+
+
+class CoinSerializer(serializers.ModelSerializer):
+    image = serializers.SerializerMethodField(help_text="The coin's logo, served by this app.")
+    current_price = AmountField(source="quote.current_price")
+    market_cap = AmountField(source="quote.market_cap", allow_null=True)
+    total_volume = AmountField(source="quote.total_volume", allow_null=True)
+    price_change_percentage_24h = PercentField(source="quote.price_change_percentage_24h", allow_null=True)
+    high_24h = AmountField(source="quote.high_24h", allow_null=True)
+    low_24h = AmountField(source="quote.low_24h", allow_null=True)
+    last_updated = serializers.DateTimeField(source="quote.last_updated")
+    stale = serializers.SerializerMethodField(help_text="The quote is older than MARKET_STALE_AFTER.")
+    source = serializers.CharField(source="quote.source")
+    sparkline_7d = serializers.ListField(
+        source="quote.sparkline_7d", child=serializers.CharField(), help_text="Prices over 7 days, oldest first."
+    )
+
+    class Meta:
+        model = Coin
+        fields = [
+            "id",
+            "symbol",
+            "name",
+            "image",
+            "market_cap_rank",
+            "current_price",
+            "market_cap",
+            "total_volume",
+            "price_change_percentage_24h",
+            "high_24h",
+            "low_24h",
+            "last_updated",
+            "stale",
+            "source",
+            "sparkline_7d",
+        ]
+        read_only_fields = fields
+
+    def get_image(self, coin: Coin) -> str:
+        return reverse("market:coin-logo", args=[coin.pk])
+
+    def get_stale(self, coin: Coin) -> bool:
+        return is_stale(coin.quote.last_updated)
+
+
+class HistorySerializer(serializers.Serializer):
+    prices = serializers.ListField(
+        child=serializers.ListField(child=serializers.CharField()), help_text="[[epoch ms, price], …]"
+    )
+    market_caps = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
+    total_volumes = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
+
+
+class TrendingSerializer(serializers.ModelSerializer):
+    coin = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrendingCoin
+        fields = ["rank", "score", "as_of", "coin"]
+
+    def get_coin(self, trending: TrendingCoin) -> dict:
+        coin = trending.coin
+        quote = getattr(coin, "quote", None)
+        return {
+            "id": coin.pk,
+            "symbol": coin.symbol,
+            "name": coin.name,
+            "image": reverse("market:coin-logo", args=[coin.pk]),
+            "market_cap_rank": coin.market_cap_rank,
+            "current_price": as_str(quote.current_price) if quote else None,
+            "price_change_percentage_24h": as_str(quote.price_change_percentage_24h)
+            if quote and quote.price_change_percentage_24h is not None
+            else None,
+        }
+
+
+class GlobalStatsSerializer(serializers.ModelSerializer):
+    total_market_cap = AmountField()
+    total_volume = AmountField()
+    btc_dominance = PercentField()
+    eth_dominance = PercentField(allow_null=True)
+    market_cap_change_percentage_24h = PercentField(allow_null=True)
+
+    class Meta:
+        model = GlobalStats
+        fields = [
+            "as_of",
+            "total_market_cap",
+            "total_volume",
+            "btc_dominance",
+            "eth_dominance",
+            "market_cap_change_percentage_24h",
+            "active_cryptocurrencies",
+            "source",
+        ]
+
+
+class SyncRunSerializer(serializers.ModelSerializer):
+    duration_s = serializers.FloatField(read_only=True, allow_null=True)
+    requested_by = serializers.EmailField(source="requested_by.email", allow_null=True, default=None)
+
+    class Meta:
+        model = SyncRun
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "duration_s",
+            "coins_upserted",
+            "coins_skipped",
+            "points_written",
+            "points_deleted",
+            "api_calls",
+            "error",
+            "skipped",
+            "requested_by",
+        ]
+        read_only_fields = fields
+
+
+class SyncQueuedSerializer(serializers.Serializer):
+    task_id = serializers.CharField()
+    sync_run = SyncRunSerializer()
