@@ -93,6 +93,17 @@ class User(AbstractBaseUser, PermissionsMixin):
         cache.delete(f"user:{pk}")
         return result
 
+    def has_perm(self, perm, obj=None) -> bool:
+        """Operators (the admin role) may do everything in the Django admin."""
+        if self.is_active and self.role == self.Role.ADMIN:
+            return True
+        return super().has_perm(perm, obj)
+
+    def has_module_perms(self, app_label) -> bool:
+        if self.is_active and self.role == self.Role.ADMIN:
+            return True
+        return super().has_module_perms(app_label)
+
     @property
     def name(self) -> str:
         return self.display_name or self.email.split("@", 1)[0]

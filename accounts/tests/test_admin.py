@@ -78,3 +78,11 @@ def test_admin_edit_deactivation_revokes_sessions(operator_client, alice):
     alice.refresh_from_db()
     assert alice.is_active is False
     assert alice_api.get("/api/v1/me/").status_code == 401
+
+
+def test_admin_role_operators_can_manage_without_being_superusers(client):
+    operator = make_user("op2@example.com", role=User.Role.ADMIN)
+    assert operator.is_superuser is False
+    client.post("/login/", {"email": "op2@example.com", "password": PASSWORD})
+    assert client.get("/admin/accounts/user/").status_code == 200
+    assert client.get("/admin/market/syncrun/").status_code == 200

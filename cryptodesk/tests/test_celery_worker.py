@@ -1,11 +1,15 @@
 """A real Celery worker, over the real broker, runs a task against the real database."""
 
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import timedelta
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,6 +21,8 @@ from accounts.models import DeviceSession
 from accounts.tasks import purge_expired_sessions_task
 from conftest import make_user
 from cryptodesk.celery import app
+from market.models import Quote, SyncRun
+from market.tests.payloads import market_row
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,12 +41,42 @@ def _database_url() -> str:
     return f"postgres://{auth}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
+class _CoinGeckoDouble(BaseHTTPRequestHandler):
+    """A CoinGecko stand-in on loopback: /coins/markets answers two coins."""
+
+    def do_GET(self) -> None:
+        if not self.path.startswith("/api/v3/coins/markets"):
+            self.send_error(404)
+            return
+        body = json.dumps([market_row("bitcoin", "btc", 64000.5, rank=1), market_row("ethereum", "eth", 3100, rank=2)])
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args) -> None:
+        pass
+
+
 @pytest.fixture
-def worker_queue():
+def coingecko_double():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _CoinGeckoDouble)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api/v3"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def worker_queue(coingecko_double):
     """Start a worker on a queue of its own, so no other worker can take our task."""
     queue = f"test-{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
+        "COINGECKO_BASE_URL": coingecko_double,
         "DJANGO_SETTINGS_MODULE": "cryptodesk.settings_test",
         "DATABASE_URL": _database_url(),  # the test database this test writes to
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
@@ -70,6 +106,7 @@ def worker_queue():
             stop()
 
 
+@pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")  # send_task is the point here
 @pytest.mark.django_db(transaction=True)
 def test_worker_purges_expired_sessions(worker_queue):
     queue, stop_worker = worker_queue
@@ -89,3 +126,21 @@ def test_worker_purges_expired_sessions(worker_queue):
     assert DeviceSession.objects.filter(pk=live.pk).exists()
     log = stop_worker()
     assert f"Task accounts.tasks.purge_expired_sessions_task[{result.id}] succeeded" in log
+
+
+@pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")
+@pytest.mark.django_db(transaction=True)
+def test_worker_syncs_markets_end_to_end_from_a_local_double(worker_queue):
+    queue, stop_worker = worker_queue
+    run = SyncRun.objects.create(kind=SyncRun.Kind.MARKETS)
+    result = app.send_task("market.tasks.sync_markets_task", kwargs={"sync_run_id": run.pk}, queue=queue)
+    deadline = time.monotonic() + 60
+    while SyncRun.objects.get(pk=run.pk).status in {SyncRun.Status.QUEUED, SyncRun.Status.RUNNING}:
+        assert time.monotonic() < deadline, "the worker did not finish the sync within 60 s"
+        time.sleep(0.25)
+    run.refresh_from_db()
+    log = stop_worker()
+    assert run.status == SyncRun.Status.SUCCEEDED, run.error
+    assert (run.coins_upserted, run.points_written, run.api_calls) == (2, 2, 1)
+    assert Quote.objects.get(coin_id="bitcoin").current_price == Decimal("64000.5")
+    assert f"Task market.tasks.sync_markets_task[{result.id}] succeeded" in log

@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -253,3 +254,25 @@ def test_demo_tick_moves_only_demo_quotes(cg_mock, make_client):
     assert len(moved) == 101
     assert PricePoint.objects.filter(ts=now).count() == 101
     assert Quote.objects.get(pk="bitcoin").last_updated == now
+
+
+@pytest.mark.skipif(not django_settings.REDIS_URL, reason="needs Redis (set REDIS_URL; CI does)")
+def test_prices_updated_goes_out_over_redis_pubsub():
+    import json
+
+    from django_redis import get_redis_connection
+
+    pubsub = get_redis_connection("default").pubsub()
+    pubsub.subscribe(hooks.CHANNEL)
+    try:
+        assert pubsub.get_message(timeout=2)["type"] == "subscribe"
+        hooks.publish(hooks.PricesUpdated(coin_ids=("bitcoin", "ethereum"), as_of=NOW, source="coingecko"))
+        message = pubsub.get_message(timeout=5)
+    finally:
+        pubsub.close()
+    assert message is not None
+    assert json.loads(message["data"]) == {
+        "coin_ids": ["bitcoin", "ethereum"],
+        "as_of": "2026-11-22T10:00:00+00:00",
+        "source": "coingecko",
+    }
