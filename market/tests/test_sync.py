@@ -8,13 +8,14 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from conftest import needs_concurrent_db
 from cryptodesk.locks import single_flight
 from market import hooks, selectors, services, tasks
 from market.coingecko import CoinGeckoBadPayload, CoinGeckoUnavailable
 from market.demo.snapshot import load_snapshot
 from market.models import Coin, GlobalStats, PricePoint, Quote, Source, SyncRun, TrendingCoin
 
-from .conftest import html_page
+from .conftest import BASE, html_page
 from .payloads import GLOBAL, NOW, TRENDING, chart, market_row, markets
 
 pytestmark = pytest.mark.django_db
@@ -276,3 +277,38 @@ def test_prices_updated_goes_out_over_redis_pubsub():
         "as_of": "2026-11-22T10:00:00+00:00",
         "source": "coingecko",
     }
+
+
+@needs_concurrent_db
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_syncs_run_once(cg_mock, settings):
+    import threading
+    import time
+
+    import httpx
+
+    def slow_answer(request):
+        time.sleep(0.5)  # long enough for the other sync to arrive while this one runs
+        return httpx.Response(200, json=markets(2))
+
+    settings.COINGECKO_BASE_URL = BASE
+    route = cg_mock.get("/coins/markets").mock(side_effect=slow_answer)
+    runs = [SyncRun.objects.create(kind=SyncRun.Kind.MARKETS) for _ in range(2)]
+    barrier = threading.Barrier(2)
+
+    def sync(run_id: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            tasks.sync_markets_task.run(sync_run_id=run_id)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sync, args=(run.pk,)) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    statuses = sorted(SyncRun.objects.values_list("status", flat=True))
+    assert statuses == [SyncRun.Status.SKIPPED, SyncRun.Status.SUCCEEDED]
+    assert route.call_count == 1
+    assert Coin.objects.count() == 2
