@@ -158,6 +158,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=3, minute=33),
         "options": {"expires": 6 * 3600},
     },
+    "snapshot-portfolios": {
+        "task": "portfolios.tasks.snapshot_portfolios_task",
+        "schedule": crontab(hour=23, minute=55),
+        "options": {"expires": 3 * 3600},
+    },
     "demo-ticker": {  # does nothing unless DEMO_TICKER=1
         "task": "market.tasks.demo_tick_task",
         "schedule": crontab(),
@@ -242,7 +247,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"RoleEnum": "accounts.models.User.Role"},
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "accounts.models.User.Role",
+        "ProfileCurrencyEnum": "accounts.models.User.Currency",
+        "PortfolioCurrencyEnum": "portfolios.models.Portfolio.Currency",
+        "OrderSideEnum": "portfolios.models.Order.Side",
+        "OrderStatusEnum": "portfolios.models.Order.Status",
+        "OrderTypeEnum": "portfolios.models.Order.Type",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "cryptodesk.api.schema.add_problem_responses",
@@ -326,6 +338,9 @@ if COINGECKO_API_PLAN not in {"demo", "pro"}:
 COINGECKO_CALLS_PER_MINUTE = env_int("COINGECKO_CALLS_PER_MINUTE", default=30, minimum=1)
 MARKET_STALE_AFTER = env_duration("MARKET_STALE_AFTER", default="15m")
 PAPER_FEE_BPS = env_int("PAPER_FEE_BPS", default=10)
+if PAPER_FEE_BPS > 10_000:
+    config_error("PAPER_FEE_BPS", "must be at most 10000 (100 %)")
+PAPER_ALLOW_STALE_PRICES = env_bool("PAPER_ALLOW_STALE_PRICES", default=DEBUG)  # the demo trades on demo prices
 MARKET_SYNC_TOP_N = env_int("MARKET_SYNC_TOP_N", default=250, minimum=1)
 MARKET_HISTORY_TOP_N = env_int("MARKET_HISTORY_TOP_N", default=20, minimum=1)
 MARKET_KEEP_FINE_DAYS = env_int("MARKET_KEEP_FINE_DAYS", default=2, minimum=1)

@@ -1,0 +1,29 @@
+"""Filters for orders and trades: one FilterSet for the API and the pages."""
+
+import django_filters
+
+from .models import Order, Trade
+
+
+class OrderFilter(django_filters.FilterSet):
+    portfolio = django_filters.NumberFilter(field_name="portfolio_id")
+    coin = django_filters.CharFilter(field_name="coin_id")
+    status = django_filters.ChoiceFilter(choices=Order.Status.choices)
+    side = django_filters.ChoiceFilter(choices=Order.Side.choices)
+    type = django_filters.ChoiceFilter(choices=Order.Type.choices)
+
+    class Meta:
+        model = Order
+        fields = ["portfolio", "coin", "status", "side", "type"]
+
+
+class TradeFilter(django_filters.FilterSet):
+    portfolio = django_filters.NumberFilter(field_name="portfolio_id")
+    coin = django_filters.CharFilter(field_name="coin_id")
+    side = django_filters.ChoiceFilter(choices=Order.Side.choices)
+    executed_after = django_filters.IsoDateTimeFilter(field_name="executed_at", lookup_expr="gte")
+    executed_before = django_filters.IsoDateTimeFilter(field_name="executed_at", lookup_expr="lt")
+
+    class Meta:
+        model = Trade
+        fields = ["portfolio", "coin", "side", "executed_after", "executed_before"]

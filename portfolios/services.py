@@ -1,0 +1,513 @@
+"""Order placement and fills, transfers, snapshots, alerts: the only code that moves cash or coins.
+
+Every write locks the portfolio row first (then its holding): two orders in one portfolio run one after
+the other, and a fixed lock order cannot deadlock. Constraints in the database are the last line of defence.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal
+from functools import partial
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, Sum
+from django.utils import timezone
+
+from cryptodesk.errors import Conflict, DomainError
+from cryptodesk.money import CONTEXT, mul, quantize
+from market import selectors as market_selectors
+from market.models import Coin, Quote
+
+from .models import (
+    Alert,
+    CashTransfer,
+    Holding,
+    IdempotencyKey,
+    Notification,
+    Order,
+    Portfolio,
+    PortfolioSnapshot,
+    Trade,
+)
+
+BPS = Decimal(10_000)
+
+
+class OrderRefused(DomainError):
+    slug = "order-refused"
+    title = "Order refused"
+
+
+class IdempotencyMismatch(DomainError):
+    status = 422
+    slug = "idempotency-key-reused"
+    title = "Idempotency-Key reused with another request"
+
+
+class NotFound(DomainError):
+    status = 404
+    slug = "not-found"
+    title = "Not Found"
+
+
+def fee_for(notional: Decimal) -> Decimal:
+    """PAPER_FEE_BPS of the notional, rounded up: the desk never undercharges."""
+    return mul(notional, Decimal(settings.PAPER_FEE_BPS) / BPS, rounding=ROUND_UP)
+
+
+def body_hash(payload: dict) -> str:
+    canonical = json.dumps(payload, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# --- portfolios and transfers ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def create_portfolio(*, owner, name: str, starting_cash: Decimal, base_currency: str = "usd") -> Portfolio:
+    if Portfolio.objects.filter(owner=owner, name=name).exists():
+        raise DomainError("You already have a portfolio with this name.", field="name")
+    portfolio = Portfolio.objects.create(
+        owner=owner, name=name, base_currency=base_currency, starting_cash=starting_cash, cash=starting_cash
+    )
+    if starting_cash > 0:
+        CashTransfer.objects.create(portfolio=portfolio, kind=CashTransfer.Kind.DEPOSIT, amount=starting_cash)
+    transaction.on_commit(partial(take_snapshot, portfolio_id=portfolio.pk))
+    return portfolio
+
+
+def _locked_portfolio(*, user, portfolio_id) -> Portfolio:
+    """The user's own portfolio, row-locked for the rest of the transaction (operators do not trade for others)."""
+    portfolio = Portfolio.objects.select_for_update().filter(pk=portfolio_id, owner=user).first()
+    if portfolio is None:
+        raise NotFound("Portfolio not found.", field="portfolio")
+    return portfolio
+
+
+@transaction.atomic
+def transfer_cash(*, user, portfolio_id, kind: str, amount: Decimal) -> CashTransfer:
+    portfolio = _locked_portfolio(user=user, portfolio_id=portfolio_id)
+    if kind == CashTransfer.Kind.WITHDRAWAL:
+        if amount > portfolio.available_cash:
+            raise OrderRefused(
+                f"You can withdraw at most {portfolio.available_cash.normalize():f} (cash not held by open orders).",
+                field="amount",
+            )
+        portfolio.cash -= amount
+    else:
+        portfolio.cash += amount
+    portfolio.save(update_fields=["cash"])
+    transfer = CashTransfer.objects.create(portfolio=portfolio, kind=kind, amount=amount)
+    transaction.on_commit(partial(take_snapshot, portfolio_id=portfolio.pk))
+    return transfer
+
+
+@transaction.atomic
+def rename_portfolio(*, portfolio: Portfolio, name: str) -> Portfolio:
+    if Portfolio.objects.filter(owner=portfolio.owner, name=name).exclude(pk=portfolio.pk).exists():
+        raise DomainError("You already have a portfolio with this name.", field="name")
+    portfolio.name = name
+    portfolio.save(update_fields=["name"])
+    return portfolio
+
+
+@transaction.atomic
+def delete_portfolio(*, portfolio: Portfolio) -> None:
+    Trade.objects.filter(portfolio=portfolio).delete()  # trades protect their orders; both go with the portfolio
+    portfolio.delete()
+
+
+# --- orders ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fill:
+    price: Decimal
+    notional: Decimal
+    fee: Decimal
+    cash_delta: Decimal  # negative for buys
+    realized_pnl: Decimal | None
+
+
+def _quote(coin_id: str) -> Quote:
+    quote = Quote.objects.filter(coin_id=coin_id).first()
+    if quote is None:
+        raise OrderRefused("This coin has no price yet: it cannot be traded.", field="coin")
+    return quote
+
+
+def _holding(portfolio: Portfolio, coin_id: str, *, create: bool) -> Holding | None:
+    holding = Holding.objects.select_for_update().filter(portfolio=portfolio, coin_id=coin_id).first()
+    if holding is None and create:
+        holding = Holding.objects.create(portfolio=portfolio, coin_id=coin_id)
+    return holding
+
+
+def _buy_cost(quantity: Decimal, price: Decimal) -> tuple[Decimal, Decimal]:
+    notional = mul(quantity, price, rounding=ROUND_UP)
+    return notional, fee_for(notional)
+
+
+def _apply_buy(portfolio: Portfolio, holding: Holding, quantity: Decimal, price: Decimal) -> Fill:
+    notional, fee = _buy_cost(quantity, price)
+    cost = notional + fee
+    old_basis = holding.quantity * holding.average_cost
+    holding.quantity += quantity
+    with_context = CONTEXT.copy()
+    holding.average_cost = quantize(with_context.divide(old_basis + cost, holding.quantity), rounding=ROUND_HALF_EVEN)
+    portfolio.cash -= cost
+    return Fill(price=price, notional=notional, fee=fee, cash_delta=-cost, realized_pnl=None)
+
+
+def _apply_sell(portfolio: Portfolio, holding: Holding, quantity: Decimal, price: Decimal) -> Fill:
+    notional = mul(quantity, price, rounding=ROUND_DOWN)
+    fee = fee_for(notional)
+    proceeds = notional - fee
+    realized = proceeds - mul(quantity, holding.average_cost)
+    holding.quantity -= quantity
+    holding.realized_pnl += realized
+    if holding.quantity == 0:
+        holding.average_cost = Decimal(0)
+    portfolio.cash += proceeds
+    return Fill(price=price, notional=notional, fee=fee, cash_delta=proceeds, realized_pnl=realized)
+
+
+def _record_fill(order: Order, fill: Fill, *, now: datetime) -> Trade:
+    order.status = Order.Status.FILLED
+    order.filled_price = fill.price
+    order.fee = fill.fee
+    order.filled_at = now
+    order.reserved = Decimal(0)
+    order.save(update_fields=["status", "filled_price", "fee", "filled_at", "reserved"])
+    trade = Trade.objects.create(
+        order=order,
+        portfolio_id=order.portfolio_id,
+        coin_id=order.coin_id,
+        side=order.side,
+        quantity=order.quantity,
+        price=fill.price,
+        notional=fill.notional,
+        fee=fill.fee,
+        realized_pnl=fill.realized_pnl,
+        executed_at=now,
+    )
+    transaction.on_commit(partial(take_snapshot, portfolio_id=order.portfolio_id))
+    return trade
+
+
+def _refuse_not_enough_cash(needed: Decimal, available: Decimal) -> OrderRefused:
+    return OrderRefused(
+        f"Not enough cash: this order needs {needed.normalize():f} (fee included); "
+        f"{available.normalize():f} is available.",
+        field="quantity",
+    )
+
+
+def _refuse_not_enough_coin(coin_id: str, wanted: Decimal, holding: Holding | None) -> OrderRefused:
+    held = holding.quantity if holding else Decimal(0)
+    available = held - (holding.reserved_quantity if holding else 0)
+    return OrderRefused(
+        f"You cannot sell {wanted.normalize():f} {coin_id}: you hold {held.normalize():f}, "
+        f"{available.normalize():f} of it available (open sell orders hold the rest).",
+        field="quantity",
+    )
+
+
+def _claim_idempotency_key(*, user, key: str, digest: str) -> tuple[IdempotencyKey, Order | None]:
+    """Insert the key first: a concurrent twin waits on the unique index, then finds ours and returns its order."""
+    try:
+        with transaction.atomic():
+            return IdempotencyKey.objects.create(owner=user, key=key, body_hash=digest), None
+    except IntegrityError:
+        existing = IdempotencyKey.objects.select_related("order").get(owner=user, key=key)
+        if existing.body_hash != digest:
+            raise IdempotencyMismatch("This Idempotency-Key was already used with a different request.") from None
+        return existing, existing.order
+
+
+@transaction.atomic
+def place_order(
+    *,
+    user,
+    portfolio_id,
+    coin_id: str,
+    side: str,
+    type: str,
+    quantity: Decimal,
+    limit_price: Decimal | None = None,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> tuple[Order, bool]:
+    """Place (and for market orders, fill) an order. Returns (order, created): a replayed key returns the original."""
+    now = now or timezone.now()
+    key_row = None
+    if idempotency_key:
+        digest = body_hash(
+            {
+                "portfolio": str(portfolio_id),
+                "coin": coin_id,
+                "side": side,
+                "type": type,
+                "quantity": quantity,
+                "limit_price": limit_price,
+            }
+        )
+        key_row, replay = _claim_idempotency_key(user=user, key=idempotency_key, digest=digest)
+        if replay is not None:
+            return replay, False
+    portfolio = _locked_portfolio(user=user, portfolio_id=portfolio_id)
+    quote = _quote(coin_id)
+    order = Order(
+        portfolio=portfolio,
+        coin_id=coin_id,
+        side=side,
+        type=type,
+        quantity=quantity,
+        limit_price=limit_price,
+        created_at=now,
+    )
+    if type == Order.Type.MARKET:
+        if market_selectors.is_stale(quote.last_updated, now=now) and not settings.PAPER_ALLOW_STALE_PRICES:
+            raise OrderRefused(
+                f"The last price of {coin_id} is older than {int(settings.MARKET_STALE_AFTER.total_seconds() // 60)} "
+                "minutes: market orders wait for a fresh price (a limit order can be placed now).",
+                field="coin",
+            )
+        holding = _holding(portfolio, coin_id, create=side == Order.Side.BUY)
+        if side == Order.Side.BUY:
+            needed = sum(_buy_cost(quantity, quote.current_price))
+            if needed > portfolio.available_cash:
+                raise _refuse_not_enough_cash(needed, portfolio.available_cash)
+            fill = _apply_buy(portfolio, holding, quantity, quote.current_price)
+        else:
+            if holding is None or quantity > holding.quantity - holding.reserved_quantity:
+                raise _refuse_not_enough_coin(coin_id, quantity, holding)
+            fill = _apply_sell(portfolio, holding, quantity, quote.current_price)
+        portfolio.save(update_fields=["cash"])
+        holding.updated_at = now
+        holding.save()
+        order.save()
+        _record_fill(order, fill, now=now)
+    else:
+        if side == Order.Side.BUY:
+            reserve = sum(_buy_cost(quantity, limit_price))
+            if reserve > portfolio.available_cash:
+                raise _refuse_not_enough_cash(reserve, portfolio.available_cash)
+            portfolio.reserved_cash += reserve
+            portfolio.save(update_fields=["reserved_cash"])
+        else:
+            holding = _holding(portfolio, coin_id, create=False)
+            if holding is None or quantity > holding.quantity - holding.reserved_quantity:
+                raise _refuse_not_enough_coin(coin_id, quantity, holding)
+            holding.reserved_quantity += quantity
+            holding.save(update_fields=["reserved_quantity"])
+            reserve = quantity
+        order.reserved = reserve
+        order.save()
+        transaction.on_commit(partial(_fill_if_crossed, order.pk))  # a limit already through the market fills now
+    if key_row is not None:
+        key_row.order = order
+        key_row.save(update_fields=["order"])
+    return order, True
+
+
+def _release(portfolio: Portfolio, order: Order) -> None:
+    if order.side == Order.Side.BUY:
+        portfolio.reserved_cash -= order.reserved
+        portfolio.save(update_fields=["reserved_cash"])
+    else:
+        Holding.objects.filter(portfolio=portfolio, coin_id=order.coin_id).update(
+            reserved_quantity=F("reserved_quantity") - order.reserved
+        )
+
+
+@transaction.atomic
+def cancel_order(*, user, order_id) -> Order:
+    order = Order.objects.filter(pk=order_id, portfolio__owner=user).select_related("portfolio").first()
+    if order is None:
+        raise NotFound("Order not found.")
+    portfolio = _locked_portfolio(user=user, portfolio_id=order.portfolio_id)
+    order.refresh_from_db()  # re-check under the lock: a fill may have won
+    if order.status != Order.Status.OPEN:
+        raise Conflict(f"This order is {order.status}: only open orders can be cancelled.")
+    _release(portfolio, order)
+    order.status = Order.Status.CANCELLED
+    order.cancelled_at = timezone.now()
+    order.reserved = Decimal(0)
+    order.save(update_fields=["status", "cancelled_at", "reserved"])
+    return order
+
+
+def _crossing(qs):
+    return qs.filter(status=Order.Status.OPEN, type=Order.Type.LIMIT).filter(
+        Q(side=Order.Side.BUY, coin__quote__current_price__lte=F("limit_price"))
+        | Q(side=Order.Side.SELL, coin__quote__current_price__gte=F("limit_price"))
+    )
+
+
+def _fill_if_crossed(order_id) -> bool:
+    """Fill one open limit order if the market is through its limit, at the better of limit and market."""
+    with transaction.atomic():
+        order = _crossing(Order.objects.filter(pk=order_id)).select_related("portfolio").first()
+        if order is None:
+            return False
+        portfolio = Portfolio.objects.select_for_update().get(pk=order.portfolio_id)
+        order = Order.objects.select_for_update().get(pk=order_id)
+        if order.status != Order.Status.OPEN:
+            return False  # cancelled or filled meanwhile
+        market = Quote.objects.get(coin_id=order.coin_id).current_price
+        now = timezone.now()
+        _release(portfolio, order)
+        holding = _holding(portfolio, order.coin_id, create=order.side == Order.Side.BUY)
+        if order.side == Order.Side.BUY:
+            fill = _apply_buy(portfolio, holding, order.quantity, min(market, order.limit_price))
+        else:
+            fill = _apply_sell(portfolio, holding, order.quantity, max(market, order.limit_price))
+        portfolio.save(update_fields=["cash", "reserved_cash"])
+        holding.updated_at = now
+        holding.save()
+        _record_fill(order, fill, now=now)
+        return True
+
+
+def fill_limit_orders(*, coin_ids: list[str] | None = None) -> int:
+    """Every open limit order the last prices crossed; each fill is its own transaction."""
+    qs = _crossing(Order.objects.all())
+    if coin_ids is not None:
+        qs = qs.filter(coin_id__in=coin_ids)
+    return sum(_fill_if_crossed(order_id) for order_id in qs.order_by("created_at").values_list("pk", flat=True))
+
+
+# --- snapshots ------------------------------------------------------------------------------------
+
+
+def take_snapshot(*, portfolio_id, now: datetime | None = None) -> PortfolioSnapshot | None:
+    """Today's value (upserted): end of day once the day is over, refreshed after every trade and transfer."""
+    from .selectors import portfolio_valuation
+
+    now = now or timezone.now()
+    portfolio = Portfolio.objects.filter(pk=portfolio_id).first()
+    if portfolio is None:
+        return None
+    valuation = portfolio_valuation(portfolio)
+    today = now.date()
+    flows = CashTransfer.objects.filter(portfolio=portfolio, created_at__date=today).aggregate(
+        deposits=Sum("amount", filter=Q(kind=CashTransfer.Kind.DEPOSIT)),
+        withdrawals=Sum("amount", filter=Q(kind=CashTransfer.Kind.WITHDRAWAL)),
+    )
+    net_flow = (flows["deposits"] or Decimal(0)) - (flows["withdrawals"] or Decimal(0))
+    snapshot, _ = PortfolioSnapshot.objects.update_or_create(
+        portfolio=portfolio,
+        date=today,
+        defaults={
+            "cash": valuation.cash,
+            "market_value": valuation.market_value,
+            "total_value": valuation.total_value,
+            "net_flow": net_flow,
+            "taken_at": now,
+        },
+    )
+    return snapshot
+
+
+def snapshot_all_portfolios(*, now: datetime | None = None) -> int:
+    count = 0
+    for portfolio_id in Portfolio.objects.values_list("pk", flat=True).iterator():
+        take_snapshot(portfolio_id=portfolio_id, now=now)
+        count += 1
+    return count
+
+
+# --- alerts and notifications ---------------------------------------------------------------------
+
+
+def _alert_met(alert: Alert, quote: Quote) -> bool:
+    if alert.condition == Alert.Condition.PRICE_ABOVE:
+        return quote.current_price > alert.threshold
+    if alert.condition == Alert.Condition.PRICE_BELOW:
+        return quote.current_price < alert.threshold
+    change = quote.price_change_percentage_24h
+    if change is None:
+        return False
+    if alert.condition == Alert.Condition.CHANGE_24H_ABOVE:
+        return change > alert.threshold
+    return change < alert.threshold
+
+
+def evaluate_alerts(*, coin_ids: list[str] | None = None) -> int:
+    """Fire each active alert once per crossing (from not met to met); returns how many fired."""
+    alerts = Alert.objects.filter(is_active=True).select_related("coin", "coin__quote", "owner")
+    if coin_ids is not None:
+        alerts = alerts.filter(coin_id__in=coin_ids)
+    fired = 0
+    for alert in alerts:
+        quote = getattr(alert.coin, "quote", None)
+        if quote is None:
+            continue
+        met = _alert_met(alert, quote)
+        if met == alert.is_met:
+            continue
+        with transaction.atomic():
+            # claim the crossing: a concurrent evaluation that saw the same change updates nothing
+            changed = Alert.objects.filter(pk=alert.pk, is_met=alert.is_met).update(
+                is_met=met, last_triggered_at=timezone.now() if met else F("last_triggered_at")
+            )
+            if changed and met:
+                notify_alert(alert, quote)
+                fired += 1
+    return fired
+
+
+def notify_alert(alert: Alert, quote: Quote) -> Notification:
+    label = alert.get_condition_display().lower()
+    threshold = f"{alert.threshold.normalize():f}"
+    title = f"{alert.coin.name}: {label} {threshold}"
+    body = f"{alert.coin.name} ({alert.coin.symbol.upper()}) is at {quote.current_price.normalize():f} USD"
+    if quote.price_change_percentage_24h is not None:
+        body += f", {quote.price_change_percentage_24h.normalize():f} % over 24 h"
+    notification = Notification.objects.create(
+        user=alert.owner, kind="alert", title=title, body=body + ".", link=f"/markets/{alert.coin_id}/"
+    )
+    if alert.notify_email:
+        transaction.on_commit(
+            partial(
+                send_mail, f"CryptoDesk alert: {title}", body + ".", settings.DEFAULT_FROM_EMAIL, [alert.owner.email]
+            )
+        )
+    return notification
+
+
+def mark_notifications_read(*, user, notification_id=None) -> int:
+    qs = Notification.objects.filter(user=user, read_at__isnull=True)
+    if notification_id is not None:
+        qs = qs.filter(pk=notification_id)
+    return qs.update(read_at=timezone.now())
+
+
+# --- watchlists -----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def save_watchlist(*, owner, name: str, coin_ids: list[str], watchlist=None):
+    from .models import Watchlist
+
+    clash = Watchlist.objects.filter(owner=owner, name=name)
+    if watchlist is not None:
+        clash = clash.exclude(pk=watchlist.pk)
+    if clash.exists():
+        raise DomainError("You already have a watchlist with this name.", field="name")
+    known = set(Coin.objects.filter(pk__in=coin_ids).values_list("pk", flat=True))
+    unknown = [coin for coin in coin_ids if coin not in known]
+    if unknown:
+        raise DomainError(f"Unknown coin ids: {', '.join(sorted(unknown))}.", field="coins")
+    if watchlist is None:
+        watchlist = Watchlist.objects.create(owner=owner, name=name)
+    else:
+        watchlist.name = name
+        watchlist.save(update_fields=["name"])
+    watchlist.coins.set(coin_ids)
+    return watchlist
