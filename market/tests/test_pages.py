@@ -154,3 +154,9 @@ def test_seed_demo_is_idempotent():
     assert "Demo market loaded: 101 coins" in text
     assert "Market data already present" in text
     assert Quote.objects.filter(source=Source.DEMO).count() == 101
+
+
+def test_table_refresh_and_search_follow_the_current_view(client, coins):
+    partial = client.get("/markets/?search=coin&ordering=-market_cap&page=2", HTTP_HX_REQUEST="true").content.decode()
+    assert 'hx-get="/markets/?search=coin&amp;ordering=-market_cap&amp;page=2" hx-trigger="every 60s"' in partial
+    assert '<input type="hidden" name="ordering" value="-market_cap" form="coin-search-form">' in partial
