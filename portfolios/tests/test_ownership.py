@@ -103,3 +103,15 @@ def test_operators_read_everyone_but_never_trade_for_them(alice_portfolio, alice
     assert operator.get("/api/v1/orders/").json()["count"] == 2
     assert operator.post(f"/api/v1/orders/{alices_things['order']}/cancel/").status_code == 404
     assert order(operator, alice_portfolio, "buy", "1").status_code == 400
+
+
+def test_operators_see_portfolios_in_the_admin_but_cannot_edit_cash(client, alice_portfolio):
+    from conftest import PASSWORD, make_user
+
+    make_user("ops@example.com", role="admin")
+    client.post("/login/", {"email": "ops@example.com", "password": PASSWORD})
+    page = client.get(f"/admin/portfolios/portfolio/{alice_portfolio.pk}/change/")
+    assert page.status_code == 200
+    assert 'name="cash"' not in page.content.decode()  # read-only: money moves through services only
+    assert client.get("/admin/portfolios/order/").status_code == 200
+    assert client.get("/admin/portfolios/trade/").status_code == 200
