@@ -171,8 +171,8 @@ def market_version() -> str:
     return version
 
 
-def market_modified() -> datetime | None:
-    version = market_version()
+def market_modified(version: str | None = None) -> datetime | None:
+    version = version or market_version()
     return None if version == "0" else from_ms(int(version))
 
 

@@ -128,7 +128,7 @@ def write_market_rows(rows: list[MarketRow], *, source: str = Source.COINGECKO) 
         coins,
         update_conflicts=True,
         unique_fields=["id"],
-        update_fields=["symbol", "name", "image_url", "market_cap_rank", "source"],
+        update_fields=["symbol", "name", "image_url", "market_cap_rank", "source", "updated_at"],
     )
     quotes = [
         Quote(

@@ -21,11 +21,11 @@ def cache_key(namespace: str, version: str, request: HttpRequest | None = None, 
     return f"api-cache:{namespace}:{version}:{digest}"
 
 
-def store(key: str, data, *, modified: datetime | None) -> tuple[bytes, str, str | None]:
+def store(key: str, data, *, modified: datetime | None, ttl_s: int = CACHE_TTL_S) -> tuple[bytes, str, str | None]:
     body = JSONRenderer().render(data)
     etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
     entry = (body, etag, http_date(modified.timestamp()) if modified else None)
-    cache.set(key, entry, timeout=CACHE_TTL_S)
+    cache.set(key, entry, timeout=ttl_s)
     return entry
 
 
@@ -36,11 +36,12 @@ def cached_json_response(
     build: Callable[[], object],
     modified: datetime | None = None,
     max_age_s: int = 30,
+    ttl_s: int = CACHE_TTL_S,
 ) -> HttpResponse:
     """Serve cached JSON bytes (building them on the first miss) with ETag, Last-Modified and 304s."""
     entry = cache.get(key)
     if entry is None:
-        entry = store(key, build(), modified=modified)
+        entry = store(key, build(), modified=modified, ttl_s=ttl_s)
     body, etag, last_modified = entry
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match and (etag in parse_etags(if_none_match) or if_none_match.strip() == "*"):

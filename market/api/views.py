@@ -24,6 +24,9 @@ from .serializers import (
     TrendingSerializer,
 )
 
+# Rebuilt at most once a minute even without a sync: the `stale` flags age while no sync comes.
+MARKET_CACHE_TTL_S = 60
+
 DAYS_PARAM = OpenApiParameter(
     "days",
     str,
@@ -65,31 +68,16 @@ class CoinViewSet(ReadOnlyModelViewSet):
         return coin
 
     def list(self, request: Request, *args, **kwargs):
-        return cached_json_response(
-            request,
-            key=cache_key("coins", selectors.market_version(), request),
-            build=lambda: super(CoinViewSet, self).list(request, *args, **kwargs).data,
-            modified=selectors.market_modified(),
-        )
+        return _cached(request, "coins", lambda: super(CoinViewSet, self).list(request, *args, **kwargs).data)
 
     def retrieve(self, request: Request, *args, **kwargs):
-        return cached_json_response(
-            request,
-            key=cache_key("coin", selectors.market_version(), request),
-            build=lambda: CoinSerializer(self.get_object()).data,
-            modified=selectors.market_modified(),
-        )
+        return _cached(request, "coin", lambda: CoinSerializer(self.get_object()).data)
 
     @extend_schema(parameters=[DAYS_PARAM], responses=HistorySerializer)
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
     def history(self, request: Request, pk: str | None = None):
         days = selectors.HISTORY_DAYS[_query(DaysQuery, request)["days"]]
-        return cached_json_response(
-            request,
-            key=cache_key("history", selectors.market_version(), request),
-            build=lambda: selectors.price_history(self.get_object(), days=days),
-            modified=selectors.market_modified(),
-        )
+        return _cached(request, "history", lambda: selectors.price_history(self.get_object(), days=days))
 
     @extend_schema(
         parameters=[DAYS_PARAM],
@@ -100,12 +88,16 @@ class CoinViewSet(ReadOnlyModelViewSet):
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
     def ohlc(self, request: Request, pk: str | None = None):
         days = selectors.HISTORY_DAYS[_query(DaysQuery, request)["days"]]
-        return cached_json_response(
-            request,
-            key=cache_key("ohlc", selectors.market_version(), request),
-            build=lambda: selectors.ohlc(self.get_object(), days=days),
-            modified=selectors.market_modified(),
-        )
+        return _cached(request, "ohlc", lambda: selectors.ohlc(self.get_object(), days=days))
+
+
+def _cached(request: Request, namespace: str, build, *, with_request: bool = True, variant: str = ""):
+    """One read of the market version per request: the cache key and Last-Modified both come from it."""
+    version = selectors.market_version()
+    key = cache_key(namespace, version, request if with_request else None, variant=variant)
+    return cached_json_response(
+        request, key=key, build=build, modified=selectors.market_modified(version), ttl_s=MARKET_CACHE_TTL_S
+    )
 
 
 def _top_data(category: str, limit: int) -> list:
@@ -125,12 +117,17 @@ def _global_data() -> dict:
 
 def prewarm_market_caches(version: str) -> None:
     """Build the hot, link-free responses once, right after a sync, so no request has to."""
-    modified = selectors.market_modified()
+    modified = selectors.market_modified(version)
     for category in selectors.TOP_CATEGORIES:
-        store(cache_key("top", version, variant=f"{category}:10"), _top_data(category, 10), modified=modified)
-    store(cache_key("trending", version), _trending_data(), modified=modified)
+        store(
+            cache_key("top", version, variant=f"{category}:10"),
+            _top_data(category, 10),
+            modified=modified,
+            ttl_s=MARKET_CACHE_TTL_S,
+        )
+    store(cache_key("trending", version), _trending_data(), modified=modified, ttl_s=MARKET_CACHE_TTL_S)
     if selectors.latest_global_stats() is not None:
-        store(cache_key("global", version), _global_data(), modified=modified)
+        store(cache_key("global", version), _global_data(), modified=modified, ttl_s=MARKET_CACHE_TTL_S)
 
 
 class TopView(APIView):
@@ -148,11 +145,8 @@ class TopView(APIView):
         if category not in selectors.TOP_CATEGORIES:
             raise Http404(f"Unknown category; use one of {', '.join(selectors.TOP_CATEGORIES)}.")
         limit = _query(LimitQuery, request)["limit"]
-        return cached_json_response(
-            request,
-            key=cache_key("top", selectors.market_version(), variant=f"{category}:{limit}"),
-            build=lambda: _top_data(category, limit),
-            modified=selectors.market_modified(),
+        return _cached(
+            request, "top", lambda: _top_data(category, limit), with_request=False, variant=f"{category}:{limit}"
         )
 
 
@@ -161,12 +155,7 @@ class TrendingView(APIView):
 
     @extend_schema(responses=TrendingSerializer(many=True), operation_id="market_trending")
     def get(self, request: Request) -> Response:
-        return cached_json_response(
-            request,
-            key=cache_key("trending", selectors.market_version()),
-            build=_trending_data,
-            modified=selectors.market_modified(),
-        )
+        return _cached(request, "trending", _trending_data, with_request=False)
 
 
 class GlobalView(APIView):
@@ -174,12 +163,7 @@ class GlobalView(APIView):
 
     @extend_schema(responses=GlobalStatsSerializer, operation_id="market_global")
     def get(self, request: Request) -> Response:
-        return cached_json_response(
-            request,
-            key=cache_key("global", selectors.market_version()),
-            build=_global_data,
-            modified=selectors.market_modified(),
-        )
+        return _cached(request, "global", _global_data, with_request=False)
 
 
 class SyncView(APIView):
