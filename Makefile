@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint fmt check worker beat bench bench-auth bench-market migrate seed clean
+.PHONY: run test lint fmt check worker beat bench bench-auth bench-market bench-portfolio migrate seed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,13 +51,16 @@ worker: $(STAMP)
 beat: $(STAMP)
 	$(BIN)/celery -A cryptodesk beat --loglevel=INFO
 
-bench: bench-auth bench-market
+bench: bench-auth bench-market bench-portfolio
 
 bench-auth: $(STAMP)
 	$(BIN)/python bench/auth.py
 
 bench-market: $(STAMP)
 	$(BIN)/python bench/market.py
+
+bench-portfolio: $(STAMP)
+	$(BIN)/python bench/portfolio.py
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache
