@@ -1,8 +1,13 @@
 """Shared fixtures: personas alice and bob with real JWTs, a clean cache for every test."""
 
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
 import pytest
 from django.conf import settings
 from django.core.cache import cache
+from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts.models import User
@@ -15,6 +20,32 @@ needs_concurrent_db = pytest.mark.skipif(
     settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"),
     reason="concurrency tests need PostgreSQL (set DATABASE_URL); SQLite serialises every writer",
 )
+
+T = TypeVar("T")
+
+
+def run_concurrently(count: int, work: Callable[[int], T]) -> list[T]:
+    """Release `count` threads at once (a barrier); each runs work(index) on its own database connection."""
+    barrier = threading.Barrier(count)
+    results: list[T] = []
+    lock = threading.Lock()
+
+    def worker(index: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            result = work(index)
+            with lock:
+                results.append(result)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(results) == count, "a worker failed or hung"
+    return results
 
 
 @pytest.fixture(autouse=True)

@@ -2,19 +2,17 @@
 
 import base64
 import json
-import threading
 from datetime import timedelta
 
 import jwt
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from accounts.models import DeviceSession, User
-from conftest import PASSWORD, make_user, needs_concurrent_db
+from conftest import PASSWORD, make_user, needs_concurrent_db, run_concurrently
 
 pytestmark = pytest.mark.django_db
 
@@ -200,26 +198,11 @@ def test_refresh_with_access_token_401(anon_api, alice):
 @pytest.mark.django_db(transaction=True)
 def test_twenty_concurrent_refreshes_of_one_token_give_exactly_one_success(alice):
     tokens = login(APIClient(), "alice@example.com").json()
-    barrier = threading.Barrier(20)
-    statuses: list[int] = []
-    lock = threading.Lock()
 
-    def refresh() -> None:
-        try:
-            client = APIClient()
-            barrier.wait(timeout=10)
-            response = client.post(REFRESH, {"refresh": tokens["refresh"]}, format="json")
-            with lock:
-                statuses.append(response.status_code)
-        finally:
-            connection.close()
+    def refresh(index: int) -> int:
+        return APIClient().post(REFRESH, {"refresh": tokens["refresh"]}, format="json").status_code
 
-    threads = [threading.Thread(target=refresh) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
+    statuses = run_concurrently(20, refresh)
     assert len(statuses) == 20
     assert statuses.count(200) == 1
     assert statuses.count(401) == 19

@@ -1,13 +1,10 @@
 """Login throttling: 5 failures a minute per account and per address, atomic under concurrency."""
 
-import threading
-
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
 from accounts.models import DeviceSession
-from conftest import PASSWORD, needs_concurrent_db
+from conftest import PASSWORD, needs_concurrent_db, run_concurrently
 
 pytestmark = pytest.mark.django_db
 
@@ -55,25 +52,9 @@ def test_successful_logins_do_not_count(anon_api, alice):
 @needs_concurrent_db
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_guesses_cannot_slip_under_the_limit(alice):
-    barrier = threading.Barrier(12)
-    statuses: list[int] = []
-    lock = threading.Lock()
-
-    def guess(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            response = attempt(APIClient(), "alice@example.com", f"wrong-{index}")
-            with lock:
-                statuses.append(response.status_code)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=guess, args=(index,)) for index in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
+    statuses = run_concurrently(
+        12, lambda index: attempt(APIClient(), "alice@example.com", f"wrong-{index}").status_code
+    )
     assert len(statuses) == 12
     assert statuses.count(401) == 5
     assert statuses.count(429) == 7

@@ -8,7 +8,7 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from conftest import needs_concurrent_db
+from conftest import needs_concurrent_db, run_concurrently
 from cryptodesk.locks import single_flight
 from market import hooks, selectors, services, tasks
 from market.coingecko import CoinGeckoBadPayload, CoinGeckoUnavailable
@@ -282,7 +282,6 @@ def test_prices_updated_goes_out_over_redis_pubsub():
 @needs_concurrent_db
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_syncs_run_once(cg_mock, settings):
-    import threading
     import time
 
     import httpx
@@ -294,20 +293,7 @@ def test_two_concurrent_syncs_run_once(cg_mock, settings):
     settings.COINGECKO_BASE_URL = BASE
     route = cg_mock.get("/coins/markets").mock(side_effect=slow_answer)
     runs = [SyncRun.objects.create(kind=SyncRun.Kind.MARKETS) for _ in range(2)]
-    barrier = threading.Barrier(2)
-
-    def sync(run_id: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            tasks.sync_markets_task.run(sync_run_id=run_id)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=sync, args=(run.pk,)) for run in runs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    run_concurrently(2, lambda index: tasks.sync_markets_task.run(sync_run_id=runs[index].pk))
     statuses = sorted(SyncRun.objects.values_list("status", flat=True))
     assert statuses == [SyncRun.Status.SKIPPED, SyncRun.Status.SUCCEEDED]
     assert route.call_count == 1

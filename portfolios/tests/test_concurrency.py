@@ -1,41 +1,15 @@
 """Money under concurrency (PostgreSQL): one order per key, no oversold coin, no overspent cash."""
 
-import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from rest_framework.test import APIClient
 
-from conftest import needs_concurrent_db
+from conftest import needs_concurrent_db, run_concurrently
 from portfolios import services
 from portfolios.models import Holding, Order, Portfolio
 
 pytestmark = [needs_concurrent_db, pytest.mark.django_db(transaction=True)]
-
-
-def run_concurrently(count: int, request) -> list[int]:
-    """Start `count` threads at once; each calls request(index) and reports a status."""
-    barrier = threading.Barrier(count)
-    statuses: list[int] = []
-    lock = threading.Lock()
-
-    def worker(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            status = request(index)
-            with lock:
-                statuses.append(status)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(index,)) for index in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert len(statuses) == count
-    return statuses
 
 
 def _client(user_api) -> APIClient:
