@@ -511,3 +511,42 @@ def save_watchlist(*, owner, name: str, coin_ids: list[str], watchlist=None):
         watchlist.save(update_fields=["name"])
     watchlist.coins.set(coin_ids)
     return watchlist
+
+
+# --- demo -----------------------------------------------------------------------------------------
+
+DEMO_PORTFOLIO = "Demo portfolio"
+DEMO_BUYS = [("bitcoin", Decimal("0.5")), ("ethereum", Decimal("4")), ("solana", Decimal("60"))]
+
+
+def seed_demo_portfolio(*, user) -> Portfolio | None:
+    """A funded portfolio with a few positions, a watchlist and an alert for the demo account; once."""
+    from .models import Watchlist
+
+    if Portfolio.objects.filter(owner=user).exists():
+        return None
+    portfolio = create_portfolio(owner=user, name=DEMO_PORTFOLIO, starting_cash=Decimal("100000"))
+    for coin_id, quantity in DEMO_BUYS:
+        if Quote.objects.filter(coin_id=coin_id).exists():
+            try:
+                place_order(
+                    user=user, portfolio_id=portfolio.pk, coin_id=coin_id, side="buy", type="market", quantity=quantity
+                )
+            except OrderRefused:
+                pass  # a stale price in a non-demo deployment: the portfolio stays in cash
+    coins = list(
+        Coin.objects.filter(pk__in=["bitcoin", "ethereum", "solana", "cardano", "dogecoin"]).values_list(
+            "pk", flat=True
+        )
+    )
+    if coins and not Watchlist.objects.filter(owner=user).exists():
+        save_watchlist(owner=user, name="Majors", coin_ids=coins)
+    quote = Quote.objects.filter(coin_id="bitcoin").first()
+    if quote is not None:
+        Alert.objects.get_or_create(
+            owner=user,
+            coin_id="bitcoin",
+            condition=Alert.Condition.PRICE_ABOVE,
+            defaults={"threshold": quantize(quote.current_price * Decimal("1.05"), places=2)},
+        )
+    return portfolio

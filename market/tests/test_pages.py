@@ -160,3 +160,16 @@ def test_table_refresh_and_search_follow_the_current_view(client, coins):
     partial = client.get("/markets/?search=coin&ordering=-market_cap&page=2", HTTP_HX_REQUEST="true").content.decode()
     assert 'hx-get="/markets/?search=coin&amp;ordering=-market_cap&amp;page=2" hx-trigger="every 60s"' in partial
     assert '<input type="hidden" name="ordering" value="-market_cap" form="coin-search-form">' in partial
+
+
+def test_seed_demo_gives_the_demo_account_a_portfolio(settings):
+    from portfolios.models import Alert, Holding, Portfolio, Watchlist
+
+    settings.PAPER_ALLOW_STALE_PRICES = False  # demo prices are fresh right after loading
+    call_command("seed_demo", stdout=io.StringIO())
+    call_command("seed_demo", stdout=io.StringIO())
+    portfolio = Portfolio.objects.get(owner__email="demo@cryptodesk.local")
+    assert Holding.objects.filter(portfolio=portfolio, quantity__gt=0).count() == 3
+    assert portfolio.cash < 100000
+    assert Watchlist.objects.filter(owner=portfolio.owner).count() == 1
+    assert Alert.objects.filter(owner=portfolio.owner).count() == 1
