@@ -15,12 +15,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psycopg
 from psycopg import sql
+
+if TYPE_CHECKING:
+    from accounts.models import User
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -151,14 +154,20 @@ def setup_django(env: dict[str, str]) -> None:
 
 def ensure_bench_user(password: str) -> None:
     """Idempotent: the same account every run, with this run's password."""
+    ensure_user(EMAIL, password, display_name="Bench")
+
+
+def ensure_user(email: str, password: str, *, display_name: str) -> "User":
+    """Idempotent: this account every run, active and verified, with this run's password."""
     from accounts.models import User
 
-    user = User.objects.filter(email=EMAIL).first()
+    user = User.objects.filter(email=email).first()
     if user is None:
-        user = User(email=EMAIL, display_name="Bench", email_verified=True)
+        user = User(email=email, display_name=display_name, email_verified=True)
     user.is_active = True
     user.set_password(password)
     user.save()
+    return user
 
 
 def free_port() -> int:

@@ -5,7 +5,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from accounts import views as account_views
-from market import views as market_views
+from portfolios import views as portfolio_views
 
 from . import views
 
@@ -21,9 +21,10 @@ urlpatterns = [
     path("api/v1/", include("cryptodesk.api_urls")),
     re_path(r"^api/", views.api_not_found),
     path("", account_views.home, name="home"),
-    path("dashboard/", market_views.dashboard_view, name="dashboard"),
+    path("dashboard/", portfolio_views.dashboard_view, name="dashboard"),
     path("", include("accounts.urls")),
     path("", include("market.urls")),
+    path("", include("portfolios.urls")),
 ]
 
 handler400 = "cryptodesk.views.bad_request"

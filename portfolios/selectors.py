@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
 from itertools import pairwise
 
-from django.db.models import Prefetch, QuerySet, Sum
+from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
 from cryptodesk.api.scoping import owner_scoped
@@ -109,9 +109,10 @@ def portfolio_valuation(portfolio: Portfolio, *, holdings: list[Holding] | None 
         valuation.rows.append(HoldingRow(holding, price, quote.last_updated if quote else None, value, unrealized, pct))
         valuation.market_value += value
         valuation.unrealized_pnl += unrealized
-    valuation.realized_pnl = Holding.objects.filter(portfolio=portfolio).aggregate(total=Sum("realized_pnl"))[
-        "total"
-    ] or Decimal(0)
+    # every position ever held, closed ones too; summed in Python (SQLite's SUM is floating point)
+    valuation.realized_pnl = sum(
+        Holding.objects.filter(portfolio=portfolio).values_list("realized_pnl", flat=True), Decimal(0)
+    )
     total = valuation.total_value
     for row in valuation.rows:
         row.allocation_pct = quantize(row.market_value / total * HUNDRED, places=4) if total else Decimal(0)

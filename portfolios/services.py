@@ -14,7 +14,7 @@ from functools import partial
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import F, Q
 from django.utils import timezone
 
 from cryptodesk.errors import Conflict, DomainError
@@ -76,7 +76,7 @@ def create_portfolio(*, owner, name: str, starting_cash: Decimal, base_currency:
     )
     if starting_cash > 0:
         CashTransfer.objects.create(portfolio=portfolio, kind=CashTransfer.Kind.DEPOSIT, amount=starting_cash)
-    transaction.on_commit(partial(take_snapshot, portfolio_id=portfolio.pk))
+    _snapshot_after_commit(portfolio.pk)
     return portfolio
 
 
@@ -102,7 +102,7 @@ def transfer_cash(*, user, portfolio_id, kind: str, amount: Decimal) -> CashTran
         portfolio.cash += amount
     portfolio.save(update_fields=["cash"])
     transfer = CashTransfer.objects.create(portfolio=portfolio, kind=kind, amount=amount)
-    transaction.on_commit(partial(take_snapshot, portfolio_id=portfolio.pk))
+    _snapshot_after_commit(portfolio.pk)
     return transfer
 
 
@@ -195,7 +195,7 @@ def _record_fill(order: Order, fill: Fill, *, now: datetime) -> Trade:
         realized_pnl=fill.realized_pnl,
         executed_at=now,
     )
-    transaction.on_commit(partial(take_snapshot, portfolio_id=order.portfolio_id))
+    _snapshot_after_commit(order.portfolio_id)
     return trade
 
 
@@ -320,9 +320,10 @@ def _release(portfolio: Portfolio, order: Order) -> None:
         portfolio.reserved_cash -= order.reserved
         portfolio.save(update_fields=["reserved_cash"])
     else:
-        Holding.objects.filter(portfolio=portfolio, coin_id=order.coin_id).update(
-            reserved_quantity=F("reserved_quantity") - order.reserved
-        )
+        # in Python under the lock, not F(): SQLite would do this subtraction in floating point
+        holding = _holding(portfolio, order.coin_id, create=False)
+        holding.reserved_quantity -= order.reserved
+        holding.save(update_fields=["reserved_quantity"])
 
 
 @transaction.atomic
@@ -385,21 +386,34 @@ def fill_limit_orders(*, coin_ids: list[str] | None = None) -> int:
 # --- snapshots ------------------------------------------------------------------------------------
 
 
+def _snapshot_after_commit(portfolio_id) -> None:
+    from .tasks import take_snapshot_task
+
+    transaction.on_commit(partial(take_snapshot_task.delay, portfolio_id))
+
+
 def take_snapshot(*, portfolio_id, now: datetime | None = None) -> PortfolioSnapshot | None:
     """Today's value (upserted): end of day once the day is over, refreshed after every trade and transfer."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        # under the portfolio lock: two fills' snapshots cannot land out of order
+        portfolio = Portfolio.objects.select_for_update().filter(pk=portfolio_id).first()
+        if portfolio is None:
+            return None
+        return _write_snapshot(portfolio, now)
+
+
+def _write_snapshot(portfolio: Portfolio, now: datetime) -> PortfolioSnapshot:
     from .selectors import portfolio_valuation
 
-    now = now or timezone.now()
-    portfolio = Portfolio.objects.filter(pk=portfolio_id).first()
-    if portfolio is None:
-        return None
     valuation = portfolio_valuation(portfolio)
     today = now.date()
-    flows = CashTransfer.objects.filter(portfolio=portfolio, created_at__date=today).aggregate(
-        deposits=Sum("amount", filter=Q(kind=CashTransfer.Kind.DEPOSIT)),
-        withdrawals=Sum("amount", filter=Q(kind=CashTransfer.Kind.WITHDRAWAL)),
-    )
-    net_flow = (flows["deposits"] or Decimal(0)) - (flows["withdrawals"] or Decimal(0))
+    # summed in Python: SQLite would add decimals in floating point
+    net_flow = Decimal(0)
+    for kind, amount in CashTransfer.objects.filter(portfolio=portfolio, created_at__date=today).values_list(
+        "kind", "amount"
+    ):
+        net_flow += amount if kind == CashTransfer.Kind.DEPOSIT else -amount
     snapshot, _ = PortfolioSnapshot.objects.update_or_create(
         portfolio=portfolio,
         date=today,
@@ -550,3 +564,40 @@ def seed_demo_portfolio(*, user) -> Portfolio | None:
             defaults={"threshold": quantize(quote.current_price * Decimal("1.05"), places=2)},
         )
     return portfolio
+
+
+def add_coin_to_watchlist(*, watchlist, coin_id: str) -> None:
+    """One insert (ignored if present): two adds at once cannot lose each other."""
+    watchlist.coins.add(coin_id)
+
+
+def remove_coin_from_watchlist(*, watchlist, coin_id: str) -> None:
+    watchlist.coins.remove(coin_id)
+
+
+def delete_watchlist(*, watchlist) -> None:
+    watchlist.delete()
+
+
+# --- alerts ---------------------------------------------------------------------------------------
+
+
+def save_alert(*, owner, alert: Alert | None = None, **fields) -> Alert:
+    """Create or change an alert; a changed alert starts afresh and fires on its next crossing."""
+    alert = alert or Alert(owner=owner)
+    for name, value in fields.items():
+        setattr(alert, name, value)
+    alert.is_met = False
+    alert.save()
+    return alert
+
+
+def set_alert_active(*, alert: Alert, active: bool) -> Alert:
+    alert.is_active = active
+    alert.is_met = False
+    alert.save(update_fields=["is_active", "is_met"])
+    return alert
+
+
+def delete_alert(*, alert: Alert) -> None:
+    alert.delete()

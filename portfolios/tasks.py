@@ -19,6 +19,12 @@ def evaluate_alerts_task(coin_ids: list[str] | None = None) -> int:
     return services.evaluate_alerts(coin_ids=coin_ids)
 
 
+@shared_task(acks_late=True, soft_time_limit=30, time_limit=45)
+def take_snapshot_task(portfolio_id: int) -> None:
+    """After a trade or transfer commits: today's value, off the request path when a worker runs."""
+    services.take_snapshot(portfolio_id=portfolio_id)
+
+
 @shared_task(acks_late=True, soft_time_limit=30 * 60, time_limit=31 * 60)
 def snapshot_portfolios_task() -> int:
     with single_flight("portfolios:snapshots", ttl_s=31 * 60) as acquired:

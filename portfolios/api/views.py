@@ -236,6 +236,9 @@ class TradeViewSet(OwnedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
 class WatchlistViewSet(OwnedMixin, ModelViewSet):
     serializer_class = WatchlistSerializer
 
+    def perform_destroy(self, watchlist: Watchlist) -> None:
+        services.delete_watchlist(watchlist=watchlist)
+
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Watchlist.objects.none()
@@ -270,10 +273,13 @@ class AlertViewSet(OwnedMixin, ModelViewSet):
         return self.scoped(Alert.objects.select_related("coin"))
 
     def perform_create(self, serializer) -> None:
-        serializer.save(owner=self.request.user)
+        serializer.instance = services.save_alert(owner=self.request.user, **serializer.validated_data)
 
     def perform_update(self, serializer) -> None:
-        serializer.save(is_met=False)  # a changed alert starts afresh: it fires on its next crossing
+        services.save_alert(owner=self.request.user, alert=serializer.instance, **serializer.validated_data)
+
+    def perform_destroy(self, alert: Alert) -> None:
+        services.delete_alert(alert=alert)
 
 
 class NotificationViewSet(mixins.ListModelMixin, GenericViewSet):

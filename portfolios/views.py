@@ -1,0 +1,820 @@
+"""Paper-trading pages: the dashboard, portfolios with their order ticket, watchlists, alerts, notifications.
+
+Every page is the signed-in user's own desk: objects are looked up through the owner-scoping helper with
+`write=True`, so another user's portfolio, order, watchlist or alert is a 404 (operators use the admin).
+Changes are POSTs that call one service and redirect; a refusal is shown beside its field with status 400.
+"""
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import ROUND_DOWN, ROUND_UP, Decimal, localcontext
+from itertools import pairwise
+from urllib.parse import urlencode
+from uuid import uuid4
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.db import IntegrityError
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Window
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+from rest_framework.exceptions import ValidationError
+
+from accounts import selectors as account_selectors
+from cryptodesk.api.scoping import owner_scoped
+from cryptodesk.errors import DomainError
+from cryptodesk.money import CONTEXT, as_str, mul, quantize
+from market import selectors as market_selectors
+from market.models import Coin
+
+from . import selectors, services
+from .forms import AlertForm, OrderTicketForm, PortfolioForm, TransferForm, WatchCoinForm, WatchlistForm
+from .models import Alert, Holding, Order, Portfolio, PortfolioSnapshot, Watchlist
+from .templatetags.portfolio_tags import fraction_pct, money, share
+
+HUNDRED = Decimal(100)
+RANGES = [("7", "7D"), ("30", "30D"), ("90", "90D"), ("365", "1Y"), ("all", "All")]
+DEFAULT_WATCHLIST = "My watchlist"
+MARKET_PANELS_TTL = 3600  # keyed by the market version as well: a sync makes the old entry unreachable
+IDEMPOTENCY_KEY = re.compile(r"^[0-9a-f]{32}$")
+NOTIFICATIONS_PER_PAGE = 30
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def _form_errors(form, exc: ValidationError | DomainError) -> None:
+    """A service's refusal, shown beside the field it concerns."""
+    if isinstance(exc, DomainError):
+        form.add_error(exc.field if exc.field in form.fields else None, exc.detail)
+        return
+    detail = exc.detail if isinstance(exc.detail, dict) else {None: exc.detail}
+    for name, errors in detail.items():
+        for error in errors if isinstance(errors, list) else [errors]:
+            form.add_error(name if name in form.fields else None, str(error))
+
+
+def _own(qs: QuerySet, user) -> QuerySet:
+    """Pages show and change only the user's own rows, operators' included (they read others' in the admin)."""
+    return owner_scoped(qs, user, write=True)
+
+
+def _own_portfolio(request: HttpRequest, portfolio_id: int) -> Portfolio:
+    return get_object_or_404(_own(selectors.portfolios_for(request.user), request.user), pk=portfolio_id)
+
+
+def _back(request: HttpRequest, default: str) -> HttpResponse:
+    """To the page the form came from (a path on this site only), else to `default`."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return redirect(target)
+    return redirect(default)
+
+
+def _portfolio_url(portfolio_id: int) -> str:
+    return reverse("portfolios:portfolio-detail", args=[portfolio_id])
+
+
+# --- batched reads for the dashboard and the portfolio list --------------------------------------
+
+
+def _holding_row(holding: Holding) -> selectors.HoldingRow:
+    """The same figures as selectors.portfolio_valuation, for a holding read in a batch."""
+    quote = getattr(holding.coin, "quote", None)
+    price = quote.current_price if quote else None
+    with localcontext(CONTEXT):
+        cost = quantize(holding.quantity * holding.average_cost)
+        value = quantize(holding.quantity * price) if price is not None else Decimal(0)
+        unrealized = value - cost if price is not None else Decimal(0)
+        pct = quantize(unrealized / cost * HUNDRED, places=4) if cost else None
+    return selectors.HoldingRow(holding, price, quote.last_updated if quote else None, value, unrealized, pct)
+
+
+def _valuations(user) -> list[selectors.Valuation]:
+    """Every portfolio of the user, valued in two queries whatever their number (the selector takes four each)."""
+    today = timezone.now().date()
+    snapshots = PortfolioSnapshot.objects.filter(portfolio=OuterRef("pk"))
+    portfolios = list(
+        _own(selectors.portfolios_for(user), user).annotate(
+            previous_total=Subquery(snapshots.filter(date__lt=today).order_by("-date").values("total_value")[:1]),
+            flow_today=Subquery(snapshots.filter(date=today).values("net_flow")[:1]),
+        )
+    )
+    holdings: dict[int, list[Holding]] = defaultdict(list)
+    for holding in (
+        Holding.objects.filter(portfolio__owner=user).select_related("coin", "coin__quote").order_by("coin_id")
+    ):
+        holdings[holding.portfolio_id].append(holding)
+    valuations = []
+    for portfolio in portfolios:
+        valuation = selectors.Valuation(portfolio=portfolio, cash=portfolio.cash)
+        for holding in holdings[portfolio.pk]:
+            valuation.realized_pnl += holding.realized_pnl
+            if holding.quantity > 0:
+                row = _holding_row(holding)
+                valuation.rows.append(row)
+                valuation.market_value += row.market_value
+                valuation.unrealized_pnl += row.unrealized_pnl
+        total = valuation.total_value
+        for row in valuation.rows:
+            row.allocation_pct = quantize(row.market_value / total * HUNDRED, places=4) if total else Decimal(0)
+        if portfolio.previous_total is not None:
+            valuation.day_change = total - portfolio.previous_total - (portfolio.flow_today or Decimal(0))
+        valuations.append(valuation)
+    return valuations
+
+
+@dataclass
+class Totals:
+    cash: Decimal = Decimal(0)
+    market_value: Decimal = Decimal(0)
+    unrealized_pnl: Decimal = Decimal(0)
+    realized_pnl: Decimal = Decimal(0)
+    day_change: Decimal | None = None
+
+    @property
+    def total_value(self) -> Decimal:
+        return self.cash + self.market_value
+
+    @property
+    def day_change_pct(self) -> Decimal | None:
+        """Today's change as a share of yesterday's value (transfers excluded)."""
+        if self.day_change is None:
+            return None
+        base = self.total_value - self.day_change
+        return quantize(self.day_change / base * HUNDRED, places=4) if base > 0 else None
+
+
+def _totals(valuations: list[selectors.Valuation]) -> Totals:
+    totals = Totals()
+    for valuation in valuations:
+        totals.cash += valuation.cash
+        totals.market_value += valuation.market_value
+        totals.unrealized_pnl += valuation.unrealized_pnl
+        totals.realized_pnl += valuation.realized_pnl
+        if valuation.day_change is not None:
+            totals.day_change = (totals.day_change or Decimal(0)) + valuation.day_change
+    return totals
+
+
+@dataclass
+class Position:
+    """One coin across all of the user's portfolios."""
+
+    coin: Coin
+    quantity: Decimal = Decimal(0)
+    market_value: Decimal = Decimal(0)
+    cost: Decimal = Decimal(0)
+    allocation_pct: Decimal = Decimal(0)
+
+    @property
+    def unrealized_pnl(self) -> Decimal:
+        return self.market_value - self.cost
+
+    @property
+    def unrealized_pnl_pct(self) -> Decimal | None:
+        return quantize(self.unrealized_pnl / self.cost * HUNDRED, places=4) if self.cost else None
+
+
+def _top_positions(valuations: list[selectors.Valuation], total: Decimal, *, limit: int) -> list[Position]:
+    positions: dict[str, Position] = {}
+    for valuation in valuations:
+        for row in valuation.rows:
+            position = positions.setdefault(row.coin.pk, Position(coin=row.coin))
+            position.quantity += row.holding.quantity
+            position.market_value += row.market_value
+            position.cost += row.market_value - row.unrealized_pnl
+    for position in positions.values():
+        position.allocation_pct = quantize(position.market_value / total * HUNDRED, places=4) if total else Decimal(0)
+    return sorted(positions.values(), key=lambda p: (-p.market_value, p.coin.pk))[:limit]
+
+
+def _watchlist_quotes(user) -> list[tuple[Watchlist, list[Coin]]]:
+    """The user's watched coins with their quotes, grouped by watchlist, in one query."""
+    through = Watchlist.coins.through.objects.filter(watchlist__owner=user).select_related("watchlist", "coin__quote")
+    grouped: dict[int, tuple[Watchlist, list[Coin]]] = {}
+    for entry in through.order_by(
+        "watchlist__created_at", "watchlist_id", F("coin__market_cap_rank").asc(nulls_last=True), "coin_id"
+    ):
+        grouped.setdefault(entry.watchlist_id, (entry.watchlist, []))[1].append(entry.coin)
+    return list(grouped.values())
+
+
+def _market_panels() -> dict:
+    """Movers, trending and global figures change only with a sync: built once per market version, for everyone."""
+    key = f"pages:dashboard-market:{market_selectors.market_version()}"
+    panels = cache.get(key)
+    if panels is None:
+        panels = {
+            "global_stats": market_selectors.latest_global_stats(),
+            "gainers": list(market_selectors.top_coins("gainers", limit=5)),
+            "losers": list(market_selectors.top_coins("losers", limit=5)),
+            "trending": list(market_selectors.trending_coins()[:7]),
+            "market_status": market_selectors.market_data_status(),
+        }
+        cache.set(key, panels, timeout=MARKET_PANELS_TTL)
+    status = panels["market_status"]
+    if status.get("last_sync"):  # the age is now's, not the cached one's
+        age = timezone.now() - datetime.fromisoformat(status["last_sync"].replace("Z", "+00:00"))
+        panels["market_status"] = {
+            **status,
+            "age_s": int(age.total_seconds()),
+            "ok": age <= settings.MARKET_STALE_AFTER,
+        }
+    return panels
+
+
+# --- dashboard -----------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def dashboard_view(request: HttpRequest) -> HttpResponse:
+    """A constant number of queries whatever the data: see test_pages.test_dashboard_query_count_is_constant."""
+    user = request.user
+    valuations = _valuations(user)
+    totals = _totals(valuations)
+    unread = list(
+        selectors.notifications_for(user)
+        .filter(read_at__isnull=True)
+        .annotate(unread_total=Window(Count("pk")))[:5]  # the count rides along with the newest five
+    )
+    context = {
+        **_market_panels(),
+        "session_count": account_selectors.active_sessions(user=user).count(),
+        "valuations": valuations,
+        "totals": totals,
+        "positions": _top_positions(valuations, totals.total_value, limit=6),
+        "open_orders": selectors.open_orders(user, limit=8),
+        "recent_trades": selectors.recent_trades(user, limit=8),
+        "watchlists": _watchlist_quotes(user),
+        "unread": unread,
+        "unread_notification_count": unread[0].unread_total if unread else 0,
+        "ranges": RANGES,
+    }
+    return render(request, "dashboard.html", context)
+
+
+def _combined_series(
+    user, days: int | None, valuations: list[selectors.Valuation]
+) -> list[tuple[date, Decimal, Decimal]]:
+    """(date, value of all portfolios, net transfers that day): each portfolio's last snapshot carried forward,
+    today at live prices."""
+    today = timezone.now().date()
+    snapshots = PortfolioSnapshot.objects.filter(portfolio__owner=user)
+    if days is not None:
+        snapshots = snapshots.filter(date__gte=today - timedelta(days=days))
+    by_day: dict[date, dict[int, tuple[Decimal, Decimal]]] = defaultdict(dict)
+    for portfolio_id, day, total, flow in snapshots.values_list("portfolio_id", "date", "total_value", "net_flow"):
+        by_day[day][portfolio_id] = (total, flow)
+    for valuation in valuations:
+        flow = by_day.get(today, {}).get(valuation.portfolio.pk, (None, Decimal(0)))[1]
+        by_day[today][valuation.portfolio.pk] = (valuation.total_value, flow)
+    latest: dict[int, Decimal] = {}
+    series = []
+    for day in sorted(by_day):
+        for portfolio_id, (total, _) in by_day[day].items():
+            latest[portfolio_id] = total
+        series.append((day, sum(latest.values(), Decimal(0)), sum((f for _, f in by_day[day].values()), Decimal(0))))
+    return series
+
+
+def _time_weighted_return(series: list[tuple[date, Decimal, Decimal]]) -> Decimal | None:
+    """Product of daily (V_t - F_t) / V_t-1: transfers in and out are not gains or losses."""
+    growth, seen = Decimal(1), False
+    with localcontext(CONTEXT):
+        for (_, previous, _), (_, value, flow) in pairwise(series):
+            if previous > 0:
+                growth *= (value - flow) / previous
+                seen = True
+    return quantize(growth - 1, places=8) if seen else None
+
+
+@login_required
+@require_GET
+def dashboard_series_view(request: HttpRequest) -> JsonResponse:
+    """The value of all the user's portfolios by day, for the dashboard chart: same shape as the performance API."""
+    key = request.GET.get("days", "30")
+    if key not in selectors.PERFORMANCE_DAYS:
+        return JsonResponse({"errors": {"days": [f"Use one of {', '.join(selectors.PERFORMANCE_DAYS)}."]}}, status=400)
+    days = selectors.PERFORMANCE_DAYS[key]
+    series = _combined_series(request.user, days, _valuations(request.user))
+    twr = _time_weighted_return(series)
+    return JsonResponse(
+        {
+            "days": days,
+            "time_weighted_return": as_str(twr) if twr is not None else None,
+            "series": [{"date": day.isoformat(), "total_value": as_str(value)} for day, value, _ in series],
+        }
+    )
+
+
+# --- portfolios --------------------------------------------------------------------------------
+
+
+def _portfolio_list(request: HttpRequest, *, form: PortfolioForm | None = None, status: int = 200) -> HttpResponse:
+    valuations = _valuations(request.user)
+    context = {"valuations": valuations, "totals": _totals(valuations), "form": form or PortfolioForm()}
+    return render(request, "portfolios/portfolio_list.html", context, status=status)
+
+
+@login_required
+@require_GET
+def portfolio_list_view(request: HttpRequest) -> HttpResponse:
+    return _portfolio_list(request)
+
+
+@login_required
+@require_POST
+def portfolio_create_view(request: HttpRequest) -> HttpResponse:
+    form = PortfolioForm(request.POST)
+    if form.is_valid():
+        try:
+            portfolio = services.create_portfolio(owner=request.user, **form.cleaned_data)
+        except (DomainError, ValidationError) as exc:
+            _form_errors(form, exc)
+        except IntegrityError:  # a double submit lost the race to its twin
+            form.add_error("name", "You already have a portfolio with this name.")
+        else:
+            messages.success(request, f"Portfolio “{portfolio.name}” created with {money(portfolio.cash)} in cash.")
+            return redirect(_portfolio_url(portfolio.pk))
+    return _portfolio_list(request, form=form, status=400)
+
+
+@dataclass
+class Estimate:
+    """What the ticket would do, priced as the order service prices it."""
+
+    side: str
+    type: str
+    coin: Coin
+    quantity: Decimal
+    price: Decimal
+    notional: Decimal
+    fee: Decimal
+    total: Decimal  # cost of a buy (fee included) or proceeds of a sell (fee deducted)
+    available_cash: Decimal
+    cash_after: Decimal
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def is_buy(self) -> bool:
+        return self.side == Order.Side.BUY
+
+
+def _estimate(portfolio: Portfolio, data: dict) -> Estimate:
+    coin, side, kind, quantity = data["coin"], data["side"], data["type"], data["quantity"]
+    quote = getattr(coin, "quote", None)
+    price = data["limit_price"] if kind == Order.Type.LIMIT else quote.current_price
+    available = portfolio.available_cash
+    problems = []
+    if side == Order.Side.BUY:
+        notional = mul(quantity, price, rounding=ROUND_UP)
+        fee = services.fee_for(notional)
+        total = notional + fee
+        cash_after = available - total
+        if total > available:
+            problems.append(f"Not enough cash: this order needs {money(total)}; {money(available)} is available.")
+    else:
+        notional = mul(quantity, price, rounding=ROUND_DOWN)
+        fee = services.fee_for(notional)
+        total = notional - fee
+        cash_after = available + total
+        holding = portfolio.holdings.filter(coin=coin).first()
+        free = holding.quantity - holding.reserved_quantity if holding else Decimal(0)
+        if quantity > free:
+            problems.append(f"You have {as_str(free)} {coin.symbol.upper()} available to sell.")
+    if (
+        kind == Order.Type.MARKET
+        and market_selectors.is_stale(quote.last_updated)
+        and not settings.PAPER_ALLOW_STALE_PRICES
+    ):
+        problems.append("The last price is stale: market orders wait for the next sync (a limit order can be placed).")
+    return Estimate(side, kind, coin, quantity, price, notional, fee, total, available, cash_after, problems)
+
+
+def _preview_context(portfolio: Portfolio, data=None) -> dict:
+    """The estimate for a complete ticket, else what is still wrong (a field left empty is not an error yet)."""
+    context = {"estimate": None, "preview_problems": [], "fee_bps": settings.PAPER_FEE_BPS}
+    if data is None:
+        return context
+    form = OrderTicketForm(data)  # afresh: a service's refusal added to a posted form is not a typo
+    if form.is_valid():
+        context["estimate"] = _estimate(portfolio, form.cleaned_data)
+        return context
+    for name, errors in form.errors.as_data().items():
+        label = form.fields[name].label if name in form.fields else None
+        for error in errors:
+            if error.code != "required":
+                context["preview_problems"].extend(f"{label}: {m}" if label else m for m in error.messages)
+    return context
+
+
+def _risk_rows(risk: selectors.Risk) -> list[dict]:
+    hhi = risk.herfindahl_index
+    equal = f" Yours matches {quantize(1 / hhi, places=1)} equal-sized positions." if hhi else ""
+    return [
+        {
+            "label": "Volatility",
+            "value": fraction_pct(risk.volatility),
+            "help": "How much the value swings, annualised: the spread of daily returns × √365.",
+        },
+        {
+            "label": "Max drawdown",
+            "value": fraction_pct(risk.max_drawdown),
+            "help": "The deepest fall from a peak over the past year.",
+        },
+        {
+            "label": "Sharpe ratio",
+            "value": f"{risk.sharpe:.2f}" if risk.sharpe is not None else "—",
+            "help": "Return per unit of risk (risk-free rate 0); above 1 is good, below 0 loses money.",
+        },
+        {
+            "label": "1-day VaR (95%)",
+            "value": money(risk.value_at_risk_95),
+            "help": "On 19 days in 20 a day's loss should stay below this, judging by past days.",
+        },
+        {
+            "label": "Largest holding",
+            "value": share(risk.largest_holding_pct),
+            "help": "The biggest position's share of total value, cash included.",
+        },
+        {
+            "label": "Herfindahl index",
+            "value": f"{hhi:.3f}" if hhi is not None else "—",
+            "help": "Concentration of the coins held: 1 is a single coin, 1/n is n equal coins." + equal,
+        },
+    ]
+
+
+DONUT_SLICES = 7
+
+
+def _donut(valuation: selectors.Valuation) -> list[dict]:
+    """Slices of an SVG ring of circumference 100: the biggest coins, the rest, then cash."""
+    total = valuation.total_value
+    if total <= 0:
+        return []
+    rows = sorted(valuation.rows, key=lambda row: -row.market_value)
+    slices = [
+        (row.coin.symbol.upper(), row.coin.name, row.market_value, f"slice-{i}")
+        for i, row in enumerate(rows[:DONUT_SLICES])
+    ]
+    rest = sum((row.market_value for row in rows[DONUT_SLICES:]), Decimal(0))
+    if rest > 0:
+        slices.append(("Other", f"{len(rows) - DONUT_SLICES} more coins", rest, "slice-other"))
+    if valuation.cash > 0:
+        slices.append(("Cash", "US dollars", valuation.cash, "slice-cash"))
+    segments, start = [], Decimal(0)
+    for label, title, value, css in slices:
+        pct = value / total * HUNDRED
+        if pct >= Decimal("0.05"):
+            segments.append(
+                {
+                    "label": label,
+                    "title": title,
+                    "value": value,
+                    "pct": pct,
+                    "css": css,
+                    "dasharray": f"{pct:.3f} {HUNDRED - pct:.3f}",
+                    "dashoffset": f"{(Decimal(25) - start) % HUNDRED:.3f}",  # clockwise from 12 o'clock
+                }
+            )
+        start += pct
+    return segments
+
+
+def _portfolio_page(
+    request: HttpRequest,
+    portfolio: Portfolio,
+    *,
+    ticket: OrderTicketForm | None = None,
+    transfer: TransferForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    user = request.user
+    valuation = selectors.portfolio_valuation(portfolio)
+    risk = selectors.risk(portfolio)
+    if ticket is None:
+        coin = request.GET.get("coin", "")
+        ticket = OrderTicketForm(initial={"coin": coin} if coin else {})
+    context = {
+        "portfolio": portfolio,
+        "valuation": valuation,
+        "day_change_pct": (
+            quantize(valuation.day_change / (valuation.total_value - valuation.day_change) * HUNDRED, places=4)
+            if valuation.day_change is not None and valuation.total_value - valuation.day_change > 0
+            else None
+        ),
+        "holdings": sorted(valuation.rows, key=lambda row: (-row.market_value, row.coin.pk)),
+        "donut": _donut(valuation),
+        "risk": risk,
+        "risk_rows": _risk_rows(risk),
+        "open_orders": list(
+            selectors.orders_for_owner(user)
+            .filter(portfolio=portfolio, status=Order.Status.OPEN)
+            .select_related("coin")
+        ),
+        "trades": list(selectors.trades_for(user).filter(portfolio=portfolio)[:20]),
+        "ticket": ticket,
+        "ticket_key": uuid4().hex,
+        "transfer": transfer or TransferForm(),
+        "ranges": RANGES,
+        "csv_url": f"{reverse('api:trade-list')}?{urlencode({'format': 'csv', 'portfolio': portfolio.pk})}",
+        **_preview_context(portfolio, ticket.data if ticket.is_bound else None),
+    }
+    return render(request, "portfolios/portfolio_detail.html", context, status=status)
+
+
+@login_required
+@require_GET
+def portfolio_detail_view(request: HttpRequest, portfolio_id: int) -> HttpResponse:
+    return _portfolio_page(request, _own_portfolio(request, portfolio_id))
+
+
+@login_required
+@require_GET
+def order_preview_view(request: HttpRequest, portfolio_id: int) -> HttpResponse:
+    """The ticket's estimate, refreshed by htmx as the user types; nothing is written."""
+    portfolio = _own_portfolio(request, portfolio_id)
+    return render(request, "portfolios/_ticket_preview.html", _preview_context(portfolio, request.GET))
+
+
+def _filled_message(order: Order) -> str:
+    verb = "Bought" if order.side == Order.Side.BUY else "Sold"
+    return (
+        f"{verb} {as_str(order.quantity)} {order.coin.symbol.upper()} at {money(order.filled_price)} "
+        f"(fee {money(order.fee)})."
+    )
+
+
+@login_required
+@require_POST
+def order_place_view(request: HttpRequest, portfolio_id: int) -> HttpResponse:
+    portfolio = _own_portfolio(request, portfolio_id)
+    form = OrderTicketForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        key = request.POST.get("idempotency_key", "")
+        try:
+            order, created = services.place_order(
+                user=request.user,
+                portfolio_id=portfolio.pk,
+                coin_id=data["coin"].pk,
+                side=data["side"],
+                type=data["type"],
+                quantity=data["quantity"],
+                limit_price=data["limit_price"],
+                idempotency_key=f"ticket:{key}" if IDEMPOTENCY_KEY.match(key) else None,  # a double submit: one order
+            )
+        except (DomainError, ValidationError) as exc:
+            _form_errors(form, exc)
+        else:
+            order.refresh_from_db()  # a limit already through the market has filled on commit
+            if not created:
+                messages.info(request, "That order was already placed: it was not sent twice.")
+            elif order.status == Order.Status.FILLED:
+                messages.success(request, _filled_message(order))
+            else:
+                messages.success(
+                    request,
+                    f"Limit {order.side} of {as_str(order.quantity)} {order.coin.symbol.upper()} at "
+                    f"{money(order.limit_price)} placed: it fills when the market reaches it.",
+                )
+            return redirect(_portfolio_url(portfolio.pk))
+    return _portfolio_page(request, portfolio, ticket=form, status=400)
+
+
+@login_required
+@require_POST
+def order_cancel_view(request: HttpRequest, order_id) -> HttpResponse:
+    order = get_object_or_404(selectors.orders_for_owner(request.user), pk=order_id)
+    try:
+        services.cancel_order(user=request.user, order_id=order.pk)
+    except DomainError as exc:
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, "Order cancelled: what it held is available again.")
+    return _back(request, _portfolio_url(order.portfolio_id))
+
+
+@login_required
+@require_POST
+def transfer_view(request: HttpRequest, portfolio_id: int) -> HttpResponse:
+    portfolio = _own_portfolio(request, portfolio_id)
+    form = TransferForm(request.POST)
+    if form.is_valid():
+        try:
+            transfer = services.transfer_cash(user=request.user, portfolio_id=portfolio.pk, **form.cleaned_data)
+        except (DomainError, ValidationError) as exc:
+            _form_errors(form, exc)
+        else:
+            done = "Deposited" if transfer.kind == transfer.Kind.DEPOSIT else "Withdrew"
+            messages.success(request, f"{done} {money(transfer.amount)}.")
+            return redirect(_portfolio_url(portfolio.pk))
+    return _portfolio_page(request, portfolio, transfer=form, status=400)
+
+
+@login_required
+@require_GET
+def trade_coin_view(request: HttpRequest, coin_id: str) -> HttpResponse:
+    """ "Trade" on a coin: the order ticket of the user's first portfolio, with that coin chosen."""
+    portfolio = _own(selectors.portfolios_for(request.user), request.user).order_by("created_at", "id").first()
+    if portfolio is None:
+        messages.info(request, "Create a paper portfolio first: then trade from its order ticket.")
+        return redirect("portfolios:portfolio-list")
+    return redirect(f"{_portfolio_url(portfolio.pk)}?{urlencode({'coin': coin_id})}#ticket")
+
+
+# --- watchlists --------------------------------------------------------------------------------
+
+
+def _own_watchlist(request: HttpRequest, watchlist_id: int) -> Watchlist:
+    return get_object_or_404(_own(selectors.watchlists_for(request.user), request.user), pk=watchlist_id)
+
+
+def _watchlists_page(
+    request: HttpRequest,
+    *,
+    form: WatchlistForm | None = None,
+    renaming: tuple[int, WatchlistForm] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    context = {
+        "watchlists": selectors.watchlists_with_quotes(request.user),
+        "form": form or WatchlistForm(),
+        "renaming_id": renaming[0] if renaming else None,
+        "renaming_form": renaming[1] if renaming else None,
+    }
+    return render(request, "portfolios/watchlists.html", context, status=status)
+
+
+@login_required
+@require_GET
+def watchlists_view(request: HttpRequest) -> HttpResponse:
+    return _watchlists_page(request)
+
+
+@login_required
+@require_POST
+def watchlist_create_view(request: HttpRequest) -> HttpResponse:
+    form = WatchlistForm(request.POST)
+    if form.is_valid():
+        try:
+            watchlist = services.save_watchlist(owner=request.user, name=form.cleaned_data["name"], coin_ids=[])
+        except (DomainError, ValidationError) as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, f"Watchlist “{watchlist.name}” created: add coins from the markets.")
+            return redirect("portfolios:watchlists")
+    return _watchlists_page(request, form=form, status=400)
+
+
+def _coin_ids(watchlist: Watchlist) -> list[str]:
+    return [coin.pk for coin in watchlist.coins.all()]
+
+
+@login_required
+@require_POST
+def watchlist_rename_view(request: HttpRequest, watchlist_id: int) -> HttpResponse:
+    watchlist = _own_watchlist(request, watchlist_id)
+    form = WatchlistForm(request.POST)
+    if form.is_valid():
+        try:
+            services.save_watchlist(
+                owner=request.user, name=form.cleaned_data["name"], coin_ids=_coin_ids(watchlist), watchlist=watchlist
+            )
+        except (DomainError, ValidationError) as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(request, f"Watchlist renamed to “{watchlist.name}”.")
+            return redirect("portfolios:watchlists")
+    return _watchlists_page(request, renaming=(watchlist.pk, form), status=400)
+
+
+@login_required
+@require_POST
+def watchlist_delete_view(request: HttpRequest, watchlist_id: int) -> HttpResponse:
+    watchlist = _own_watchlist(request, watchlist_id)
+    services.delete_watchlist(watchlist=watchlist)
+    messages.success(request, f"Watchlist “{watchlist.name}” deleted.")
+    return redirect("portfolios:watchlists")
+
+
+@login_required
+@require_POST
+def watch_coin_view(request: HttpRequest) -> HttpResponse:
+    """Add a coin to the chosen watchlist, else the first one, else a new "My watchlist"."""
+    form = WatchCoinForm(request.POST)
+    if not form.is_valid():
+        raise Http404("No such coin")
+    coin = get_object_or_404(market_selectors.coin_rows(), pk=form.cleaned_data["coin"])
+    mine = _own(selectors.watchlists_for(request.user), request.user)
+    if form.cleaned_data["watchlist"]:
+        watchlist = get_object_or_404(mine, pk=form.cleaned_data["watchlist"])
+    else:
+        watchlist = mine.order_by("created_at", "id").first()
+    if watchlist is None:
+        watchlist = services.save_watchlist(owner=request.user, name=DEFAULT_WATCHLIST, coin_ids=[coin.pk])
+    else:
+        services.add_coin_to_watchlist(watchlist=watchlist, coin_id=coin.pk)
+    if request.headers.get("HX-Request"):
+        return render(request, "portfolios/_watch_star.html", {"coin": coin, "watched": True})
+    messages.success(request, f"{coin.name} is on your watchlist “{watchlist.name}”.")
+    return _back(request, reverse("portfolios:watchlists"))
+
+
+@login_required
+@require_POST
+def watchlist_remove_coin_view(request: HttpRequest, watchlist_id: int, coin_id: str) -> HttpResponse:
+    watchlist = _own_watchlist(request, watchlist_id)
+    if coin_id in _coin_ids(watchlist):
+        services.remove_coin_from_watchlist(watchlist=watchlist, coin_id=coin_id)
+        messages.success(request, f"Removed from “{watchlist.name}”.")
+    return _back(request, reverse("portfolios:watchlists"))
+
+
+# --- alerts ------------------------------------------------------------------------------------
+
+
+def _own_alert(request: HttpRequest, alert_id: int) -> Alert:
+    return get_object_or_404(_own(selectors.alerts_for(request.user), request.user), pk=alert_id)
+
+
+def _alerts_page(request: HttpRequest, *, form: AlertForm | None = None, status: int = 200) -> HttpResponse:
+    if form is None:
+        coin = request.GET.get("coin", "")
+        form = AlertForm(initial={"coin": coin} if coin else {})
+    alerts = _own(selectors.alerts_for(request.user), request.user).select_related("coin__quote")
+    return render(request, "portfolios/alerts.html", {"alerts": alerts, "form": form}, status=status)
+
+
+@login_required
+@require_GET
+def alerts_view(request: HttpRequest) -> HttpResponse:
+    return _alerts_page(request)
+
+
+@login_required
+@require_POST
+def alert_create_view(request: HttpRequest) -> HttpResponse:
+    form = AlertForm(request.POST)
+    if form.is_valid():
+        alert = services.save_alert(owner=request.user, **form.cleaned_data)
+        messages.success(request, f"Alert set: {alert.coin.name} {alert.get_condition_display().lower()}.")
+        return redirect("portfolios:alerts")
+    return _alerts_page(request, form=form, status=400)
+
+
+@login_required
+@require_POST
+def alert_toggle_view(request: HttpRequest, alert_id: int) -> HttpResponse:
+    alert = _own_alert(request, alert_id)
+    alert = services.set_alert_active(alert=alert, active=not alert.is_active)
+    messages.success(request, f"Alert {'armed' if alert.is_active else 'paused'}.")
+    return redirect("portfolios:alerts")
+
+
+@login_required
+@require_POST
+def alert_delete_view(request: HttpRequest, alert_id: int) -> HttpResponse:
+    services.delete_alert(alert=_own_alert(request, alert_id))
+    messages.success(request, "Alert deleted.")
+    return redirect("portfolios:alerts")
+
+
+# --- notifications -----------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def notifications_view(request: HttpRequest) -> HttpResponse:
+    page = Paginator(selectors.notifications_for(request.user), NOTIFICATIONS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "portfolios/notifications.html", {"page": page})
+
+
+@login_required
+@require_POST
+def notification_read_view(request: HttpRequest, notification_id: int) -> HttpResponse:
+    notification = get_object_or_404(selectors.notifications_for(request.user), pk=notification_id)
+    services.mark_notifications_read(user=request.user, notification_id=notification.pk)
+    return _back(request, reverse("portfolios:notifications"))
+
+
+@login_required
+@require_POST
+def notifications_read_all_view(request: HttpRequest) -> HttpResponse:
+    count = services.mark_notifications_read(user=request.user)
+    messages.success(request, f"Marked {count} notification{'s' if count != 1 else ''} as read.")
+    return _back(request, reverse("portfolios:notifications"))
