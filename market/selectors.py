@@ -184,3 +184,30 @@ def refresh_market_caches() -> str:
 
     prewarm_market_caches(version)
     return version
+
+
+DASHBOARD_PANELS_TTL_S = 60  # keyed by the market version too; a minute keeps the movers' staleness honest
+
+
+def dashboard_panels() -> dict:
+    """Movers, trending and global figures change only with a sync: built once per market version, for everyone."""
+    key = f"pages:dashboard-market:{market_version()}"
+    panels = cache.get(key)
+    if panels is None:
+        panels = {
+            "global_stats": latest_global_stats(),
+            "gainers": list(top_coins("gainers", limit=5)),
+            "losers": list(top_coins("losers", limit=5)),
+            "trending": list(trending_coins()[:7]),
+            "market_status": market_data_status(),
+        }
+        cache.set(key, panels, timeout=DASHBOARD_PANELS_TTL_S)
+    status = panels["market_status"]
+    if status.get("last_sync"):  # the age is now's, not the cached one's
+        age = timezone.now() - datetime.fromisoformat(status["last_sync"].replace("Z", "+00:00"))
+        panels["market_status"] = {
+            **status,
+            "age_s": int(age.total_seconds()),
+            "ok": age <= settings.MARKET_STALE_AFTER,
+        }
+    return panels

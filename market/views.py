@@ -2,15 +2,12 @@
 
 import hashlib
 
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.html import escape
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
-
-from accounts import selectors as account_selectors
 
 from . import selectors
 from .filters import CoinFilter
@@ -50,20 +47,6 @@ def _sort_columns(request: HttpRequest) -> list[dict]:
             }
         )
     return columns
-
-
-@login_required
-@require_GET
-def dashboard_view(request: HttpRequest) -> HttpResponse:
-    context = {
-        "session_count": account_selectors.active_sessions(user=request.user).count(),
-        "global_stats": selectors.latest_global_stats(),
-        "gainers": selectors.top_coins("gainers", limit=5),
-        "losers": selectors.top_coins("losers", limit=5),
-        "trending": selectors.trending_coins()[:7],
-        "market_status": selectors.market_data_status(),
-    }
-    return render(request, "dashboard.html", context)
 
 
 @require_GET

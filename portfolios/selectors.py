@@ -1,15 +1,17 @@
 """Portfolio reads: valuation from holdings and latest quotes (never a replay of trades), performance, risk."""
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
 from itertools import pairwise
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery
 from django.utils import timezone
 
 from cryptodesk.api.scoping import owner_scoped
 from cryptodesk.money import CONTEXT, quantize
+from market.models import Coin
 from market.selectors import is_stale
 
 from .models import Alert, Holding, Notification, Order, Portfolio, PortfolioSnapshot, Trade, Watchlist
@@ -100,15 +102,10 @@ def portfolio_valuation(portfolio: Portfolio, *, holdings: list[Holding] | None 
     """One query for holdings with their coin and quote; realized P&L over every position ever held."""
     valuation = Valuation(portfolio=portfolio, cash=portfolio.cash)
     for holding in holdings if holdings is not None else _holdings(portfolio):
-        quote = getattr(holding.coin, "quote", None)
-        price = quote.current_price if quote else None
-        cost = quantize(holding.quantity * holding.average_cost)
-        value = quantize(holding.quantity * price) if price is not None else Decimal(0)
-        unrealized = value - cost if price is not None else Decimal(0)
-        pct = quantize(unrealized / cost * HUNDRED, places=4) if cost else None
-        valuation.rows.append(HoldingRow(holding, price, quote.last_updated if quote else None, value, unrealized, pct))
-        valuation.market_value += value
-        valuation.unrealized_pnl += unrealized
+        row = holding_row(holding)
+        valuation.rows.append(row)
+        valuation.market_value += row.market_value
+        valuation.unrealized_pnl += row.unrealized_pnl
     # every position ever held, closed ones too; summed in Python (SQLite's SUM is floating point)
     valuation.realized_pnl = sum(
         Holding.objects.filter(portfolio=portfolio).values_list("realized_pnl", flat=True), Decimal(0)
@@ -174,14 +171,7 @@ def _snapshots(portfolio: Portfolio, days: int | None, *, live: Valuation | None
 
 def performance(portfolio: Portfolio, *, days: int | None) -> Performance:
     snapshots = _snapshots(portfolio, days, live=portfolio_valuation(portfolio))
-    returns = _daily_returns(snapshots)
-    twr = None
-    if returns:
-        with localcontext(CONTEXT):
-            growth = Decimal(1)
-            for r in returns:
-                growth *= 1 + r
-            twr = quantize(growth - 1, places=8)
+    twr = series_time_weighted_return([(s.date, s.total_value, s.net_flow) for s in snapshots])
     net_flows = sum((s.net_flow for s in snapshots[1:]), Decimal(0))
     simple = None
     if len(snapshots) >= 2:
@@ -245,6 +235,164 @@ def risk(portfolio: Portfolio, *, days: int = 365) -> Risk:
         largest = quantize(max(row.allocation_pct for row in valuation.rows), places=4) if valuation.rows else None
         herfindahl = quantize(sum(w * w for w in weights), places=8) if weights else None
     return Risk(len(returns), volatility, drawdown, sharpe, var, largest, herfindahl)
+
+
+# --- batched reads: every portfolio of a user at once (dashboard, portfolio list) -------------------
+
+
+def holding_row(holding: Holding) -> HoldingRow:
+    """Price, value and unrealized P&L of one holding read with its coin and quote."""
+    quote = getattr(holding.coin, "quote", None)
+    price = quote.current_price if quote else None
+    with localcontext(CONTEXT):
+        cost = quantize(holding.quantity * holding.average_cost)
+        value = quantize(holding.quantity * price) if price is not None else Decimal(0)
+        unrealized = value - cost if price is not None else Decimal(0)
+        pct = quantize(unrealized / cost * HUNDRED, places=4) if cost else None
+    return HoldingRow(holding, price, quote.last_updated if quote else None, value, unrealized, pct)
+
+
+def valuations_for(user) -> list[Valuation]:
+    """Every portfolio of the user, valued in two queries whatever their number (the selector takes four each)."""
+    today = timezone.now().date()
+    snapshots = PortfolioSnapshot.objects.filter(portfolio=OuterRef("pk"))
+    portfolios = list(
+        Portfolio.objects.filter(owner=user).annotate(
+            previous_total=Subquery(snapshots.filter(date__lt=today).order_by("-date").values("total_value")[:1]),
+            flow_today=Subquery(snapshots.filter(date=today).values("net_flow")[:1]),
+        )
+    )
+    holdings: dict[int, list[Holding]] = defaultdict(list)
+    for holding in (
+        Holding.objects.filter(portfolio__owner=user).select_related("coin", "coin__quote").order_by("coin_id")
+    ):
+        holdings[holding.portfolio_id].append(holding)
+    valuations = []
+    for portfolio in portfolios:
+        valuation = Valuation(portfolio=portfolio, cash=portfolio.cash)
+        for holding in holdings[portfolio.pk]:
+            valuation.realized_pnl += holding.realized_pnl
+            if holding.quantity > 0:
+                row = holding_row(holding)
+                valuation.rows.append(row)
+                valuation.market_value += row.market_value
+                valuation.unrealized_pnl += row.unrealized_pnl
+        total = valuation.total_value
+        for row in valuation.rows:
+            row.allocation_pct = quantize(row.market_value / total * HUNDRED, places=4) if total else Decimal(0)
+        if portfolio.previous_total is not None:
+            valuation.day_change = total - portfolio.previous_total - (portfolio.flow_today or Decimal(0))
+        valuations.append(valuation)
+    return valuations
+
+
+@dataclass
+class Totals:
+    cash: Decimal = Decimal(0)
+    market_value: Decimal = Decimal(0)
+    unrealized_pnl: Decimal = Decimal(0)
+    realized_pnl: Decimal = Decimal(0)
+    day_change: Decimal | None = None
+
+    @property
+    def total_value(self) -> Decimal:
+        return self.cash + self.market_value
+
+    @property
+    def day_change_pct(self) -> Decimal | None:
+        """Today's change as a share of yesterday's value (transfers excluded)."""
+        if self.day_change is None:
+            return None
+        base = self.total_value - self.day_change
+        return quantize(self.day_change / base * HUNDRED, places=4) if base > 0 else None
+
+
+def totals(valuations: list[Valuation]) -> Totals:
+    totals = Totals()
+    for valuation in valuations:
+        totals.cash += valuation.cash
+        totals.market_value += valuation.market_value
+        totals.unrealized_pnl += valuation.unrealized_pnl
+        totals.realized_pnl += valuation.realized_pnl
+        if valuation.day_change is not None:
+            totals.day_change = (totals.day_change or Decimal(0)) + valuation.day_change
+    return totals
+
+
+@dataclass
+class Position:
+    """One coin across all of the user's portfolios."""
+
+    coin: Coin
+    quantity: Decimal = Decimal(0)
+    market_value: Decimal = Decimal(0)
+    cost: Decimal = Decimal(0)
+    allocation_pct: Decimal = Decimal(0)
+
+    @property
+    def unrealized_pnl(self) -> Decimal:
+        return self.market_value - self.cost
+
+    @property
+    def unrealized_pnl_pct(self) -> Decimal | None:
+        return quantize(self.unrealized_pnl / self.cost * HUNDRED, places=4) if self.cost else None
+
+
+def top_positions(valuations: list[Valuation], total: Decimal, *, limit: int) -> list[Position]:
+    positions: dict[str, Position] = {}
+    for valuation in valuations:
+        for row in valuation.rows:
+            position = positions.setdefault(row.coin.pk, Position(coin=row.coin))
+            position.quantity += row.holding.quantity
+            position.market_value += row.market_value
+            position.cost += row.market_value - row.unrealized_pnl
+    for position in positions.values():
+        position.allocation_pct = quantize(position.market_value / total * HUNDRED, places=4) if total else Decimal(0)
+    return sorted(positions.values(), key=lambda p: (-p.market_value, p.coin.pk))[:limit]
+
+
+def watchlist_quotes(user) -> list[tuple[Watchlist, list[Coin]]]:
+    """The user's watched coins with their quotes, grouped by watchlist, in one query."""
+    through = Watchlist.coins.through.objects.filter(watchlist__owner=user).select_related("watchlist", "coin__quote")
+    grouped: dict[int, tuple[Watchlist, list[Coin]]] = {}
+    for entry in through.order_by(
+        "watchlist__created_at", "watchlist_id", F("coin__market_cap_rank").asc(nulls_last=True), "coin_id"
+    ):
+        grouped.setdefault(entry.watchlist_id, (entry.watchlist, []))[1].append(entry.coin)
+    return list(grouped.values())
+
+
+def combined_series(user, days: int | None, valuations: list[Valuation]) -> list[tuple[date, Decimal, Decimal]]:
+    """(date, value of all portfolios, net transfers that day): each portfolio's last snapshot carried forward,
+    today at live prices."""
+    today = timezone.now().date()
+    snapshots = PortfolioSnapshot.objects.filter(portfolio__owner=user)
+    if days is not None:
+        snapshots = snapshots.filter(date__gte=today - timedelta(days=days))
+    by_day: dict[date, dict[int, tuple[Decimal, Decimal]]] = defaultdict(dict)
+    for portfolio_id, day, total, flow in snapshots.values_list("portfolio_id", "date", "total_value", "net_flow"):
+        by_day[day][portfolio_id] = (total, flow)
+    for valuation in valuations:
+        flow = by_day.get(today, {}).get(valuation.portfolio.pk, (None, Decimal(0)))[1]
+        by_day[today][valuation.portfolio.pk] = (valuation.total_value, flow)
+    latest: dict[int, Decimal] = {}
+    series = []
+    for day in sorted(by_day):
+        for portfolio_id, (total, _) in by_day[day].items():
+            latest[portfolio_id] = total
+        series.append((day, sum(latest.values(), Decimal(0)), sum((f for _, f in by_day[day].values()), Decimal(0))))
+    return series
+
+
+def series_time_weighted_return(series: list[tuple[date, Decimal, Decimal]]) -> Decimal | None:
+    """Product of daily (V_t - F_t) / V_t-1: transfers in and out are not gains or losses."""
+    growth, seen = Decimal(1), False
+    with localcontext(CONTEXT):
+        for (_, previous, _), (_, value, flow) in pairwise(series):
+            if previous > 0:
+                growth *= (value - flow) / previous
+                seen = True
+    return quantize(growth - 1, places=8) if seen else None
 
 
 # --- dashboard ------------------------------------------------------------------------------------

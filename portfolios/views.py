@@ -6,25 +6,20 @@ Changes are POSTs that call one service and redirect; a refusal is shown beside 
 """
 
 import re
-from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from decimal import ROUND_DOWN, ROUND_UP, Decimal, localcontext
-from itertools import pairwise
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from urllib.parse import urlencode
 from uuid import uuid4
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.core.paginator import Paginator
 from django.db import IntegrityError
-from django.db.models import Count, F, OuterRef, QuerySet, Subquery, Window
+from django.db.models import Count, QuerySet, Window
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from rest_framework.exceptions import ValidationError
@@ -32,13 +27,13 @@ from rest_framework.exceptions import ValidationError
 from accounts import selectors as account_selectors
 from cryptodesk.api.scoping import owner_scoped
 from cryptodesk.errors import DomainError
-from cryptodesk.money import CONTEXT, as_str, mul, quantize
+from cryptodesk.money import as_str, mul, quantize
 from market import selectors as market_selectors
 from market.models import Coin
 
 from . import selectors, services
 from .forms import AlertForm, OrderTicketForm, PortfolioForm, TransferForm, WatchCoinForm, WatchlistForm
-from .models import Alert, Holding, Order, Portfolio, PortfolioSnapshot, Watchlist
+from .models import Alert, Order, Portfolio, Watchlist
 from .templatetags.portfolio_tags import fraction_pct, money, share
 
 HUNDRED = Decimal(100)
@@ -84,155 +79,6 @@ def _portfolio_url(portfolio_id: int) -> str:
     return reverse("portfolios:portfolio-detail", args=[portfolio_id])
 
 
-# --- batched reads for the dashboard and the portfolio list --------------------------------------
-
-
-def _holding_row(holding: Holding) -> selectors.HoldingRow:
-    """The same figures as selectors.portfolio_valuation, for a holding read in a batch."""
-    quote = getattr(holding.coin, "quote", None)
-    price = quote.current_price if quote else None
-    with localcontext(CONTEXT):
-        cost = quantize(holding.quantity * holding.average_cost)
-        value = quantize(holding.quantity * price) if price is not None else Decimal(0)
-        unrealized = value - cost if price is not None else Decimal(0)
-        pct = quantize(unrealized / cost * HUNDRED, places=4) if cost else None
-    return selectors.HoldingRow(holding, price, quote.last_updated if quote else None, value, unrealized, pct)
-
-
-def _valuations(user) -> list[selectors.Valuation]:
-    """Every portfolio of the user, valued in two queries whatever their number (the selector takes four each)."""
-    today = timezone.now().date()
-    snapshots = PortfolioSnapshot.objects.filter(portfolio=OuterRef("pk"))
-    portfolios = list(
-        _own(selectors.portfolios_for(user), user).annotate(
-            previous_total=Subquery(snapshots.filter(date__lt=today).order_by("-date").values("total_value")[:1]),
-            flow_today=Subquery(snapshots.filter(date=today).values("net_flow")[:1]),
-        )
-    )
-    holdings: dict[int, list[Holding]] = defaultdict(list)
-    for holding in (
-        Holding.objects.filter(portfolio__owner=user).select_related("coin", "coin__quote").order_by("coin_id")
-    ):
-        holdings[holding.portfolio_id].append(holding)
-    valuations = []
-    for portfolio in portfolios:
-        valuation = selectors.Valuation(portfolio=portfolio, cash=portfolio.cash)
-        for holding in holdings[portfolio.pk]:
-            valuation.realized_pnl += holding.realized_pnl
-            if holding.quantity > 0:
-                row = _holding_row(holding)
-                valuation.rows.append(row)
-                valuation.market_value += row.market_value
-                valuation.unrealized_pnl += row.unrealized_pnl
-        total = valuation.total_value
-        for row in valuation.rows:
-            row.allocation_pct = quantize(row.market_value / total * HUNDRED, places=4) if total else Decimal(0)
-        if portfolio.previous_total is not None:
-            valuation.day_change = total - portfolio.previous_total - (portfolio.flow_today or Decimal(0))
-        valuations.append(valuation)
-    return valuations
-
-
-@dataclass
-class Totals:
-    cash: Decimal = Decimal(0)
-    market_value: Decimal = Decimal(0)
-    unrealized_pnl: Decimal = Decimal(0)
-    realized_pnl: Decimal = Decimal(0)
-    day_change: Decimal | None = None
-
-    @property
-    def total_value(self) -> Decimal:
-        return self.cash + self.market_value
-
-    @property
-    def day_change_pct(self) -> Decimal | None:
-        """Today's change as a share of yesterday's value (transfers excluded)."""
-        if self.day_change is None:
-            return None
-        base = self.total_value - self.day_change
-        return quantize(self.day_change / base * HUNDRED, places=4) if base > 0 else None
-
-
-def _totals(valuations: list[selectors.Valuation]) -> Totals:
-    totals = Totals()
-    for valuation in valuations:
-        totals.cash += valuation.cash
-        totals.market_value += valuation.market_value
-        totals.unrealized_pnl += valuation.unrealized_pnl
-        totals.realized_pnl += valuation.realized_pnl
-        if valuation.day_change is not None:
-            totals.day_change = (totals.day_change or Decimal(0)) + valuation.day_change
-    return totals
-
-
-@dataclass
-class Position:
-    """One coin across all of the user's portfolios."""
-
-    coin: Coin
-    quantity: Decimal = Decimal(0)
-    market_value: Decimal = Decimal(0)
-    cost: Decimal = Decimal(0)
-    allocation_pct: Decimal = Decimal(0)
-
-    @property
-    def unrealized_pnl(self) -> Decimal:
-        return self.market_value - self.cost
-
-    @property
-    def unrealized_pnl_pct(self) -> Decimal | None:
-        return quantize(self.unrealized_pnl / self.cost * HUNDRED, places=4) if self.cost else None
-
-
-def _top_positions(valuations: list[selectors.Valuation], total: Decimal, *, limit: int) -> list[Position]:
-    positions: dict[str, Position] = {}
-    for valuation in valuations:
-        for row in valuation.rows:
-            position = positions.setdefault(row.coin.pk, Position(coin=row.coin))
-            position.quantity += row.holding.quantity
-            position.market_value += row.market_value
-            position.cost += row.market_value - row.unrealized_pnl
-    for position in positions.values():
-        position.allocation_pct = quantize(position.market_value / total * HUNDRED, places=4) if total else Decimal(0)
-    return sorted(positions.values(), key=lambda p: (-p.market_value, p.coin.pk))[:limit]
-
-
-def _watchlist_quotes(user) -> list[tuple[Watchlist, list[Coin]]]:
-    """The user's watched coins with their quotes, grouped by watchlist, in one query."""
-    through = Watchlist.coins.through.objects.filter(watchlist__owner=user).select_related("watchlist", "coin__quote")
-    grouped: dict[int, tuple[Watchlist, list[Coin]]] = {}
-    for entry in through.order_by(
-        "watchlist__created_at", "watchlist_id", F("coin__market_cap_rank").asc(nulls_last=True), "coin_id"
-    ):
-        grouped.setdefault(entry.watchlist_id, (entry.watchlist, []))[1].append(entry.coin)
-    return list(grouped.values())
-
-
-def _market_panels() -> dict:
-    """Movers, trending and global figures change only with a sync: built once per market version, for everyone."""
-    key = f"pages:dashboard-market:{market_selectors.market_version()}"
-    panels = cache.get(key)
-    if panels is None:
-        panels = {
-            "global_stats": market_selectors.latest_global_stats(),
-            "gainers": list(market_selectors.top_coins("gainers", limit=5)),
-            "losers": list(market_selectors.top_coins("losers", limit=5)),
-            "trending": list(market_selectors.trending_coins()[:7]),
-            "market_status": market_selectors.market_data_status(),
-        }
-        cache.set(key, panels, timeout=MARKET_PANELS_TTL)
-    status = panels["market_status"]
-    if status.get("last_sync"):  # the age is now's, not the cached one's
-        age = timezone.now() - datetime.fromisoformat(status["last_sync"].replace("Z", "+00:00"))
-        panels["market_status"] = {
-            **status,
-            "age_s": int(age.total_seconds()),
-            "ok": age <= settings.MARKET_STALE_AFTER,
-        }
-    return panels
-
-
 # --- dashboard -----------------------------------------------------------------------------------
 
 
@@ -241,62 +87,27 @@ def _market_panels() -> dict:
 def dashboard_view(request: HttpRequest) -> HttpResponse:
     """A constant number of queries whatever the data: see test_pages.test_dashboard_query_count_is_constant."""
     user = request.user
-    valuations = _valuations(user)
-    totals = _totals(valuations)
+    valuations = selectors.valuations_for(user)
+    totals = selectors.totals(valuations)
     unread = list(
         selectors.notifications_for(user)
         .filter(read_at__isnull=True)
         .annotate(unread_total=Window(Count("pk")))[:5]  # the count rides along with the newest five
     )
     context = {
-        **_market_panels(),
+        **market_selectors.dashboard_panels(),
         "session_count": account_selectors.active_sessions(user=user).count(),
         "valuations": valuations,
         "totals": totals,
-        "positions": _top_positions(valuations, totals.total_value, limit=6),
+        "positions": selectors.top_positions(valuations, totals.total_value, limit=6),
         "open_orders": selectors.open_orders(user, limit=8),
         "recent_trades": selectors.recent_trades(user, limit=8),
-        "watchlists": _watchlist_quotes(user),
+        "watchlists": selectors.watchlist_quotes(user),
         "unread": unread,
         "unread_notification_count": unread[0].unread_total if unread else 0,
         "ranges": RANGES,
     }
     return render(request, "dashboard.html", context)
-
-
-def _combined_series(
-    user, days: int | None, valuations: list[selectors.Valuation]
-) -> list[tuple[date, Decimal, Decimal]]:
-    """(date, value of all portfolios, net transfers that day): each portfolio's last snapshot carried forward,
-    today at live prices."""
-    today = timezone.now().date()
-    snapshots = PortfolioSnapshot.objects.filter(portfolio__owner=user)
-    if days is not None:
-        snapshots = snapshots.filter(date__gte=today - timedelta(days=days))
-    by_day: dict[date, dict[int, tuple[Decimal, Decimal]]] = defaultdict(dict)
-    for portfolio_id, day, total, flow in snapshots.values_list("portfolio_id", "date", "total_value", "net_flow"):
-        by_day[day][portfolio_id] = (total, flow)
-    for valuation in valuations:
-        flow = by_day.get(today, {}).get(valuation.portfolio.pk, (None, Decimal(0)))[1]
-        by_day[today][valuation.portfolio.pk] = (valuation.total_value, flow)
-    latest: dict[int, Decimal] = {}
-    series = []
-    for day in sorted(by_day):
-        for portfolio_id, (total, _) in by_day[day].items():
-            latest[portfolio_id] = total
-        series.append((day, sum(latest.values(), Decimal(0)), sum((f for _, f in by_day[day].values()), Decimal(0))))
-    return series
-
-
-def _time_weighted_return(series: list[tuple[date, Decimal, Decimal]]) -> Decimal | None:
-    """Product of daily (V_t - F_t) / V_t-1: transfers in and out are not gains or losses."""
-    growth, seen = Decimal(1), False
-    with localcontext(CONTEXT):
-        for (_, previous, _), (_, value, flow) in pairwise(series):
-            if previous > 0:
-                growth *= (value - flow) / previous
-                seen = True
-    return quantize(growth - 1, places=8) if seen else None
 
 
 @login_required
@@ -307,8 +118,8 @@ def dashboard_series_view(request: HttpRequest) -> JsonResponse:
     if key not in selectors.PERFORMANCE_DAYS:
         return JsonResponse({"errors": {"days": [f"Use one of {', '.join(selectors.PERFORMANCE_DAYS)}."]}}, status=400)
     days = selectors.PERFORMANCE_DAYS[key]
-    series = _combined_series(request.user, days, _valuations(request.user))
-    twr = _time_weighted_return(series)
+    series = selectors.combined_series(request.user, days, selectors.valuations_for(request.user))
+    twr = selectors.series_time_weighted_return(series)
     return JsonResponse(
         {
             "days": days,
@@ -322,8 +133,8 @@ def dashboard_series_view(request: HttpRequest) -> JsonResponse:
 
 
 def _portfolio_list(request: HttpRequest, *, form: PortfolioForm | None = None, status: int = 200) -> HttpResponse:
-    valuations = _valuations(request.user)
-    context = {"valuations": valuations, "totals": _totals(valuations), "form": form or PortfolioForm()}
+    valuations = selectors.valuations_for(request.user)
+    context = {"valuations": valuations, "totals": selectors.totals(valuations), "form": form or PortfolioForm()}
     return render(request, "portfolios/portfolio_list.html", context, status=status)
 
 
