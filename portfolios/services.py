@@ -8,7 +8,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal, localcontext
 from functools import partial
 
 from django.conf import settings
@@ -134,7 +134,7 @@ class Fill:
 
 
 def _quote(coin_id: str) -> Quote:
-    quote = Quote.objects.filter(coin_id=coin_id).first()
+    quote = Quote.objects.select_related("coin").filter(coin_id=coin_id).first()
     if quote is None:
         raise OrderRefused("This coin has no price yet: it cannot be traded.", field="coin")
     return quote
@@ -155,10 +155,10 @@ def _buy_cost(quantity: Decimal, price: Decimal) -> tuple[Decimal, Decimal]:
 def _apply_buy(portfolio: Portfolio, holding: Holding, quantity: Decimal, price: Decimal) -> Fill:
     notional, fee = _buy_cost(quantity, price)
     cost = notional + fee
-    old_basis = holding.quantity * holding.average_cost
-    holding.quantity += quantity
-    with_context = CONTEXT.copy()
-    holding.average_cost = quantize(with_context.divide(old_basis + cost, holding.quantity), rounding=ROUND_HALF_EVEN)
+    with localcontext(CONTEXT):  # 80 digits: a (38,18) × (38,18) product is exact before it is rounded
+        old_basis = holding.quantity * holding.average_cost
+        holding.quantity += quantity
+        holding.average_cost = quantize((old_basis + cost) / holding.quantity, rounding=ROUND_HALF_EVEN)
     portfolio.cash -= cost
     return Fill(price=price, notional=notional, fee=fee, cash_delta=-cost, realized_pnl=None)
 
@@ -207,11 +207,11 @@ def _refuse_not_enough_cash(needed: Decimal, available: Decimal) -> OrderRefused
     )
 
 
-def _refuse_not_enough_coin(coin_id: str, wanted: Decimal, holding: Holding | None) -> OrderRefused:
+def _refuse_not_enough_coin(symbol: str, wanted: Decimal, holding: Holding | None) -> OrderRefused:
     held = holding.quantity if holding else Decimal(0)
     available = held - (holding.reserved_quantity if holding else 0)
     return OrderRefused(
-        f"You cannot sell {wanted.normalize():f} {coin_id}: you hold {held.normalize():f}, "
+        f"You cannot sell {wanted.normalize():f} {symbol}: you hold {held.normalize():f}, "
         f"{available.normalize():f} of it available (open sell orders hold the rest).",
         field="quantity",
     )
@@ -285,7 +285,7 @@ def place_order(
             fill = _apply_buy(portfolio, holding, quantity, quote.current_price)
         else:
             if holding is None or quantity > holding.quantity - holding.reserved_quantity:
-                raise _refuse_not_enough_coin(coin_id, quantity, holding)
+                raise _refuse_not_enough_coin(quote.coin.symbol.upper(), quantity, holding)
             fill = _apply_sell(portfolio, holding, quantity, quote.current_price)
         portfolio.save(update_fields=["cash"])
         holding.updated_at = now
@@ -302,7 +302,7 @@ def place_order(
         else:
             holding = _holding(portfolio, coin_id, create=False)
             if holding is None or quantity > holding.quantity - holding.reserved_quantity:
-                raise _refuse_not_enough_coin(coin_id, quantity, holding)
+                raise _refuse_not_enough_coin(quote.coin.symbol.upper(), quantity, holding)
             holding.reserved_quantity += quantity
             holding.save(update_fields=["reserved_quantity"])
             reserve = quantity

@@ -188,7 +188,7 @@ def test_a_refused_order_shows_beside_quantity_and_moves_nothing(alice_client, a
     assert 'value="1000"' in html  # the ticket keeps what was typed
     oversell = ticket(alice_portfolio, alice_client, side="sell", quantity="1")
     assert oversell.status_code == 400
-    assert field_errors(oversell, "quantity")[0].startswith("You cannot sell 1 bitcoin")
+    assert field_errors(oversell, "quantity")[0].startswith("You cannot sell 1 BIT")
 
 
 def test_limit_needs_a_price_beside_its_field(alice_client, alice_portfolio):
