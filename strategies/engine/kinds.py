@@ -1,0 +1,140 @@
+"""Every strategy kind and its parameters, declared once: validation, the kinds endpoint and the form read this."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+
+class ParamError(ValueError):
+    """One parameter is wrong; `field` names it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: type  # int or Decimal
+    default: int | Decimal
+    minimum: int | Decimal
+    maximum: int | Decimal
+    description: str
+
+    def clean(self, raw: object) -> int | Decimal:
+        if isinstance(raw, bool):
+            raise ParamError(self.name, f"{self.name} must be a number.")
+        if self.kind is int:
+            if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+                raw = int(raw)
+            if isinstance(raw, Decimal) and raw == raw.to_integral_value():
+                raw = int(raw)
+            if not isinstance(raw, int):
+                raise ParamError(self.name, f"{self.name} must be a whole number.")
+            value: int | Decimal = raw
+        else:
+            try:
+                value = Decimal(str(raw)) if not isinstance(raw, Decimal) else raw
+            except InvalidOperation:
+                raise ParamError(self.name, f"{self.name} must be a number.") from None
+            if not value.is_finite():
+                raise ParamError(self.name, f"{self.name} must be a finite number.")
+        if not self.minimum <= value <= self.maximum:
+            raise ParamError(self.name, f"{self.name} must be between {self.minimum} and {self.maximum}.")
+        return value
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    label: str
+    description: str
+    params: tuple[Param, ...]
+    check: Callable[[dict], None] = field(default=lambda params: None)
+
+    def defaults(self) -> dict:
+        return {param.name: param.default for param in self.params}
+
+    def validate(self, raw: dict | None) -> dict:
+        """Defaults filled in, types and bounds checked, cross-parameter rules applied; unknown keys refused."""
+        raw = dict(raw or {})
+        unknown = sorted(set(raw) - {param.name for param in self.params})
+        if unknown:
+            raise ParamError(unknown[0], f"{unknown[0]} is not a parameter of {self.name}.")
+        cleaned = {param.name: param.clean(raw.get(param.name, param.default)) for param in self.params}
+        self.check(cleaned)
+        return cleaned
+
+
+def _fast_below_slow(params: dict) -> None:
+    if params["fast"] >= params["slow"]:
+        raise ParamError("fast", "fast must be shorter than slow.")
+
+
+def _lower_below_upper(params: dict) -> None:
+    if params["lower"] >= params["upper"]:
+        raise ParamError("lower", "lower must be below upper.")
+
+
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in [
+        Kind(
+            "sma_crossover",
+            "SMA crossover",
+            "Buy when the fast simple moving average crosses above the slow one; sell when it crosses below.",
+            (
+                Param("fast", int, 20, 2, 500, "Bars in the fast average."),
+                Param("slow", int, 50, 3, 1000, "Bars in the slow average."),
+            ),
+            _fast_below_slow,
+        ),
+        Kind(
+            "ema_crossover",
+            "EMA crossover",
+            "Like the SMA crossover, with exponential averages (α = 2 / (n + 1)) that react faster.",
+            (
+                Param("fast", int, 12, 2, 500, "Bars in the fast average."),
+                Param("slow", int, 26, 3, 1000, "Bars in the slow average."),
+            ),
+            _fast_below_slow,
+        ),
+        Kind(
+            "rsi_reversion",
+            "RSI mean reversion",
+            "Buy when the RSI falls below `lower` (oversold); sell when it rises above `upper` (overbought).",
+            (
+                Param("period", int, 14, 2, 200, "Bars in Wilder's RSI."),
+                Param("lower", Decimal, Decimal(30), Decimal(1), Decimal(99), "Oversold level."),
+                Param("upper", Decimal, Decimal(70), Decimal(1), Decimal(99), "Overbought level."),
+            ),
+            _lower_below_upper,
+        ),
+        Kind(
+            "breakout",
+            "Breakout",
+            "Buy when the close breaks above the highest close of the last `lookback` bars; "
+            "sell when it breaks below the lowest.",
+            (Param("lookback", int, 20, 2, 500, "Bars that define the range."),),
+        ),
+        Kind(
+            "dca",
+            "Dollar-cost averaging",
+            "Buy `amount` USD every `every_days` days, whatever the price; hold to the end.",
+            (
+                Param("amount", Decimal, Decimal(100), Decimal("0.01"), Decimal(10) ** 9, "USD per purchase."),
+                Param("every_days", int, 7, 1, 365, "Days between purchases."),
+            ),
+        ),
+    ]
+}
+
+TIMEFRAMES = {"1d": 86_400_000, "1h": 3_600_000}  # bar length in milliseconds
+
+
+def validate(kind: str, params: dict | None) -> dict:
+    if kind not in KINDS:
+        raise ParamError("kind", f"Unknown kind; use one of {', '.join(KINDS)}.")
+    return KINDS[kind].validate(params)

@@ -1,0 +1,75 @@
+"""Backtest metrics from the equity curve and the trades (glossary: docs/metrics.md)."""
+
+import math
+
+import numpy as np
+
+from .backtest import MS_PER_DAY, Simulation
+
+DAYS_PER_YEAR = 365  # crypto trades every day
+
+
+def daily_equity(simulation: Simulation) -> np.ndarray:
+    """The equity at the end of each calendar day (UTC) the series covers."""
+    day = simulation.times // MS_PER_DAY
+    last_of_day = np.flatnonzero(np.diff(day, append=day[-1] + 1) != 0)
+    return simulation.equity[last_of_day]
+
+
+def drawdowns(equity: np.ndarray) -> np.ndarray:
+    """Fall from the running peak, as a positive fraction, at every point."""
+    peak = np.maximum.accumulate(equity)
+    return (peak - equity) / peak
+
+
+def max_drawdown_duration_days(simulation: Simulation) -> float:
+    """The longest time spent below a previous peak, in days."""
+    equity, times = simulation.equity, simulation.times
+    peak = np.maximum.accumulate(equity)
+    under = equity < peak
+    longest, start = 0, None
+    for i, below in enumerate(under):
+        if below and start is None:
+            start = i - 1
+        elif not below and start is not None:
+            longest = max(longest, times[i] - times[start])
+            start = None
+    if start is not None:
+        longest = max(longest, times[-1] - times[start])
+    return longest / MS_PER_DAY
+
+
+def compute(simulation: Simulation, *, capital: float) -> dict[str, float | int | None]:
+    equity = simulation.equity
+    final = float(equity[-1])
+    total_return = final / capital - 1
+    span_days = (simulation.times[-1] - simulation.times[0]) / MS_PER_DAY
+    cagr = (final / capital) ** (DAYS_PER_YEAR / span_days) - 1 if span_days > 0 and final > 0 else None
+    daily = daily_equity(simulation)
+    returns = daily[1:] / daily[:-1] - 1 if len(daily) > 1 else np.array([])
+    sharpe = sortino = None
+    if len(returns) >= 2:
+        deviation = returns.std(ddof=1)
+        mean = returns.mean()
+        sharpe = float(mean / deviation * math.sqrt(DAYS_PER_YEAR)) if deviation > 0 else None
+        downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
+        sortino = float(mean / downside * math.sqrt(DAYS_PER_YEAR)) if downside > 0 else None
+    trades = simulation.trades
+    wins = [t for t in trades if t.pnl > 0]
+    gross_profit = sum(t.pnl for t in wins)
+    gross_loss = -sum(t.pnl for t in trades if t.pnl < 0)
+    return {
+        "total_return": total_return,
+        "cagr": cagr,
+        "sharpe": sharpe,
+        "sortino": sortino,
+        "max_drawdown": float(drawdowns(equity).max()),
+        "max_drawdown_duration_days": max_drawdown_duration_days(simulation),
+        "win_rate": len(wins) / len(trades) if trades else None,
+        "profit_factor": gross_profit / gross_loss if gross_loss > 0 else None,
+        "exposure": float(simulation.in_position.mean()),
+        "trades": len(trades),
+        "fees_paid": simulation.fees_paid,
+        "buy_and_hold_return": float(simulation.close[-1] / simulation.close[0] - 1),
+        "final_equity": final,
+    }
