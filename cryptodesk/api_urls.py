@@ -10,5 +10,6 @@ urlpatterns = [
     path("", include("accounts.api.urls")),
     path("", include("market.api.urls")),
     path("", include("portfolios.api.urls")),
+    path("", include("strategies.api.urls")),
     re_path(r"^.*$", api_not_found),  # last: anything else under /api/v1/ is a problem-details 404
 ]

@@ -1,0 +1,91 @@
+"""Strategies API: CRUD (yours, published ones to read), kinds, clone, backtests."""
+
+from django.db.models import Q
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.viewsets import GenericViewSet, ModelViewSet
+
+from strategies import selectors, services
+from strategies.models import Backtest, Strategy
+
+from .serializers import BacktestCreateSerializer, BacktestSerializer, KindSerializer, StrategySerializer
+
+SAFE = {"GET", "HEAD", "OPTIONS"}
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("mine", bool, description="Only your own strategies."),
+            OpenApiParameter("kind", str),
+            OpenApiParameter("coin", str),
+        ]
+    )
+)
+class StrategyViewSet(ModelViewSet):
+    """Your strategies and the published ones. Only the owner changes a strategy; others' are 404 to change."""
+
+    serializer_class = StrategySerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Strategy.objects.none()
+        user = self.request.user
+        readable = self.request.method in SAFE or self.action in {"clone", "backtests"}
+        qs = selectors.readable_strategies(user) if readable else selectors.own_strategies(user)
+        params = self.request.query_params
+        if params.get("mine") in {"1", "true"}:
+            qs = qs.filter(owner=user)
+        if params.get("kind"):
+            qs = qs.filter(kind=params["kind"])
+        if params.get("coin"):
+            qs = qs.filter(Q(coin_id=params["coin"]) | Q(coin__symbol__iexact=params["coin"]))
+        return qs
+
+    def perform_create(self, serializer) -> None:
+        serializer.instance = services.create_strategy(owner=self.request.user, **serializer.validated_data)
+
+    def perform_update(self, serializer) -> None:
+        services.update_strategy(strategy=serializer.instance, user=self.request.user, **serializer.validated_data)
+
+    @extend_schema(request=None, responses={201: StrategySerializer})
+    @action(detail=True, methods=["post"])
+    def clone(self, request: Request, pk=None) -> Response:
+        copy = services.clone_strategy(strategy=self.get_object(), user=request.user)
+        return Response(StrategySerializer(copy, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=BacktestCreateSerializer, responses={202: BacktestSerializer})
+    @action(detail=True, methods=["post"])
+    def backtests(self, request: Request, pk=None) -> Response:
+        serializer = BacktestCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        backtest = services.queue_backtest(strategy=self.get_object(), user=request.user, **serializer.validated_data)
+        backtest.refresh_from_db()  # without a broker it has already run
+        return Response(BacktestSerializer(backtest).data, status=status.HTTP_202_ACCEPTED)
+
+
+class BacktestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, GenericViewSet):
+    """Your backtests (operators read all)."""
+
+    serializer_class = BacktestSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Backtest.objects.none()
+        qs = selectors.backtests_for(self.request.user)
+        strategy = self.request.query_params.get("strategy")
+        return qs.filter(strategy_id=strategy) if strategy and strategy.isdigit() else qs
+
+    @extend_schema(parameters=[OpenApiParameter("strategy", int)])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+
+class StrategyKindsView(APIView):
+    @extend_schema(responses=KindSerializer(many=True), operation_id="strategy_kinds")
+    def get(self, request: Request) -> Response:
+        return Response(KindSerializer(services.kinds_catalogue(), many=True).data)

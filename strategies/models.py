@@ -1,0 +1,85 @@
+"""Strategies (a kind, its parameters, a coin and a timeframe) and their backtests."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from cryptodesk.money import AMOUNT
+from market.models import Coin
+
+from .engine.kinds import KINDS, TIMEFRAMES
+
+
+class Strategy(models.Model):
+    class Visibility(models.TextChoices):
+        PRIVATE = "private", "Private"
+        PUBLISHED = "published", "Published"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="strategies")
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True, max_length=4000)
+    kind = models.CharField(max_length=32, choices=[(name, kind.label) for name, kind in KINDS.items()])
+    params = models.JSONField(default=dict)
+    coin = models.ForeignKey(Coin, on_delete=models.PROTECT, related_name="+")
+    timeframe = models.CharField(max_length=4, choices=[(name, name) for name in TIMEFRAMES], default="1d")
+    visibility = models.CharField(max_length=10, choices=Visibility.choices, default=Visibility.PRIVATE)
+    cloned_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="clones")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-updated_at", "-id"]
+        indexes = [models.Index(fields=["visibility", "-updated_at"], name="strategy_visibility_idx")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Backtest(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, related_name="backtests")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="backtests")
+    # the inputs, frozen: re-running them gives the same result whatever happens to the strategy later
+    kind = models.CharField(max_length=32)
+    params = models.JSONField(default=dict)
+    coin = models.ForeignKey(Coin, on_delete=models.PROTECT, related_name="+")
+    timeframe = models.CharField(max_length=4)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    initial_capital = models.DecimalField(**AMOUNT)
+    fee_bps = models.DecimalField(max_digits=8, decimal_places=4)
+    slippage_bps = models.DecimalField(max_digits=8, decimal_places=4)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    # the outputs
+    data_start = models.DateTimeField(null=True, blank=True, help_text="The first bar actually used.")
+    data_end = models.DateTimeField(null=True, blank=True, help_text="The last bar actually used.")
+    bars = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(default=dict, blank=True)
+    equity_curve = models.JSONField(default=list, blank=True, help_text="[[epoch ms, equity, buy-and-hold], …]")
+    trades = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["strategy", "-created_at"], name="backtest_strategy_idx")]
+        constraints = [
+            models.CheckConstraint(condition=Q(end__gt=F("start")), name="backtest_end_after_start"),
+            models.CheckConstraint(condition=Q(initial_capital__gt=0), name="backtest_capital_gt_0"),
+            models.CheckConstraint(condition=Q(progress__lte=100), name="backtest_progress_lte_100"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.strategy} {self.start:%Y-%m-%d}–{self.end:%Y-%m-%d} ({self.status})"
