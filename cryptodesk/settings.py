@@ -255,6 +255,9 @@ SPECTACULAR_SETTINGS = {
         "OrderSideEnum": "portfolios.models.Order.Side",
         "OrderStatusEnum": "portfolios.models.Order.Status",
         "OrderTypeEnum": "portfolios.models.Order.Type",
+        "SyncRunStatusEnum": "market.models.SyncRun.Status",
+        "BacktestStatusEnum": "strategies.models.Backtest.Status",
+        "PaperRunStatusEnum": "strategies.models.PaperRun.Status",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -83,3 +83,53 @@ class Backtest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.strategy} {self.start:%Y-%m-%d}–{self.end:%Y-%m-%d} ({self.status})"
+
+
+class PaperRun(models.Model):
+    """A strategy trading one of its owner's paper portfolios, bar by bar, after each market sync."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        STOPPED = "stopped", "Stopped"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, related_name="paper_runs")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="paper_runs")
+    portfolio = models.ForeignKey("portfolios.Portfolio", on_delete=models.CASCADE, related_name="paper_runs")
+    # frozen at start, like a backtest's inputs
+    kind = models.CharField(max_length=32)
+    params = models.JSONField(default=dict)
+    coin = models.ForeignKey(Coin, on_delete=models.PROTECT, related_name="+")
+    timeframe = models.CharField(max_length=4)
+    capital = models.DecimalField(**AMOUNT, help_text="Cash available to the run when it started.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
+    last_bar_ms = models.BigIntegerField(null=True, blank=True, help_text="The newest bar already acted on.")
+    started_at = models.DateTimeField(default=timezone.now)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["coin", "status"], name="paperrun_coin_status_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["portfolio", "coin"], condition=Q(status="active"), name="paperrun_one_active_per_coin"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.strategy} on {self.portfolio} ({self.status})"
+
+
+class PaperFill(models.Model):
+    """An order a paper run placed, with the bar whose signal caused it."""
+
+    run = models.ForeignKey(PaperRun, on_delete=models.CASCADE, related_name="fills")
+    order = models.OneToOneField("portfolios.Order", on_delete=models.CASCADE, related_name="+")
+    bar_ms = models.BigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.run_id} @ {self.bar_ms}"

@@ -5,6 +5,7 @@ from decimal import Decimal
 from functools import partial
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from rest_framework.exceptions import ValidationError
@@ -13,11 +14,13 @@ from cryptodesk.errors import DomainError
 from cryptodesk.money import as_str
 from cryptodesk.timestamps import from_ms, to_ms
 from market.models import PricePoint
+from portfolios import services as portfolio_services
+from portfolios.models import Holding, Order, Portfolio
 
 from .engine import backtest as engine
 from .engine import convert, metrics
 from .engine.kinds import KINDS, TIMEFRAMES, ParamError, validate
-from .models import Backtest, Strategy
+from .models import Backtest, PaperFill, PaperRun, Strategy
 
 EQUITY_POINTS_MAX = 2000  # stored curve: enough for any chart, small enough for one JSON response
 
@@ -254,3 +257,190 @@ def kinds_catalogue() -> list[dict]:
 
 
 TIMEFRAME_CHOICES = list(TIMEFRAMES)
+
+
+# --- paper trading a strategy ---------------------------------------------------------------------
+
+QUANTITY_STEP = Decimal("0.00000001")
+WARMUP_BARS = 1200  # history before the newest bar the indicators may need (slow ≤ 1000)
+
+
+def _bars_until(coin_id: str, timeframe: str, *, since, until=None):
+    qs = PricePoint.objects.filter(coin_id=coin_id, ts__gte=since)
+    if until is not None:
+        qs = qs.filter(ts__lte=until)
+    points = list(qs.order_by("ts").values_list("ts", "price"))
+    if not points:
+        return convert.to_times([]), convert.to_floats([])
+    times = convert.to_times([to_ms(ts) for ts, _ in points])
+    return engine.bars(times, convert.to_floats([price for _, price in points]), timeframe)
+
+
+@transaction.atomic
+def start_paper_run(*, strategy: Strategy, user, portfolio) -> PaperRun:
+    portfolio = Portfolio.objects.select_for_update().filter(pk=portfolio.pk, owner=user).first()
+    if portfolio is None:
+        raise ValidationError({"portfolio": ["Choose one of your portfolios."]})
+    if PaperRun.objects.filter(portfolio=portfolio, coin=strategy.coin, status=PaperRun.Status.ACTIVE).exists():
+        raise ValidationError({"portfolio": [f"A strategy already trades {strategy.coin_id} in this portfolio."]})
+    if portfolio.available_cash <= 0:
+        raise ValidationError({"portfolio": ["This portfolio has no available cash to trade with."]})
+    return PaperRun.objects.create(
+        strategy=strategy,
+        owner=user,
+        portfolio=portfolio,
+        kind=strategy.kind,
+        params=dict(strategy.params),
+        coin=strategy.coin,
+        timeframe=strategy.timeframe,
+        capital=portfolio.available_cash,
+    )
+
+
+def stop_paper_run(*, run) -> None:
+    PaperRun.objects.filter(pk=run.pk, status=PaperRun.Status.ACTIVE).update(
+        status=PaperRun.Status.STOPPED, stopped_at=timezone.now()
+    )
+    run.refresh_from_db()
+
+
+def _run_book(run) -> tuple[Decimal, Decimal]:
+    """(cash left to the run, coins it holds) from its own fills."""
+    cash, quantity = run.capital, Decimal(0)
+    for fill in run.fills.select_related("order"):
+        order = fill.order
+        if order.status != "filled":
+            continue
+        notional = (order.quantity * order.filled_price).quantize(Decimal(1).scaleb(-18))
+        if order.side == "buy":
+            cash -= notional + order.fee
+            quantity += order.quantity
+        else:
+            cash += notional - order.fee
+            quantity -= order.quantity
+    return cash, quantity
+
+
+def evaluate_paper_run(run, *, now: datetime | None = None) -> str | None:
+    """Act on the newest bar's signal once: a market order through the portfolios service (same rules, fees,
+    idempotency). Returns "buy", "sell" or None."""
+    now = now or timezone.now()
+    size = TIMEFRAMES[run.timeframe]
+    times, closes = _bars_until(run.coin_id, run.timeframe, since=from_ms(to_ms(now) - WARMUP_BARS * size))
+    if len(closes) < 2:
+        return None
+    bar_ms = int(times[-1])
+    if run.last_bar_ms is not None and bar_ms <= run.last_bar_ms:
+        return None  # this bar was already acted on
+    signal = engine.signal_on_last_bar(
+        kind=run.kind, params=validate(run.kind, run.params), times=times, close=closes, since_ms=to_ms(run.started_at)
+    )
+    if signal is None:
+        PaperRun.objects.filter(pk=run.pk).update(last_bar_ms=bar_ms)
+        return None
+    cash, held = _run_book(run)
+    quote_price = run.coin.quote.current_price
+    if signal == "buy":
+        fee_rate = Decimal(settings.PAPER_FEE_BPS) / Decimal(10_000)
+        budget = min(cash, run.portfolio.available_cash)
+        if run.kind == "dca":
+            budget = min(budget, Decimal(str(run.params["amount"])))
+        quantity = (budget / (quote_price * (1 + fee_rate))).quantize(QUANTITY_STEP, rounding="ROUND_DOWN")
+    else:
+        holding = Holding.objects.filter(portfolio=run.portfolio, coin=run.coin).first()
+        available = holding.quantity - holding.reserved_quantity if holding else Decimal(0)
+        quantity = min(held, available)
+    if quantity <= 0:
+        PaperRun.objects.filter(pk=run.pk).update(last_bar_ms=bar_ms)
+        return None
+    try:
+        with transaction.atomic():
+            order, created = portfolio_services.place_order(
+                user=run.owner,
+                portfolio_id=run.portfolio_id,
+                coin_id=run.coin_id,
+                side=signal,
+                type=Order.Type.MARKET,
+                quantity=quantity,
+                idempotency_key=f"paper-run:{run.pk}:{bar_ms}:{signal}",
+            )
+            if created:
+                PaperFill.objects.create(run=run, order=order, bar_ms=bar_ms)
+            PaperRun.objects.filter(pk=run.pk).update(last_bar_ms=bar_ms)
+    except DomainError:
+        return None  # refused (a stale price, say): the next sync tries this bar again
+    return signal
+
+
+def evaluate_paper_runs(*, coin_ids: list[str] | None = None) -> int:
+    runs = PaperRun.objects.filter(status=PaperRun.Status.ACTIVE).select_related("owner", "portfolio", "coin__quote")
+    if coin_ids is not None:
+        runs = runs.filter(coin_id__in=coin_ids)
+    return sum(evaluate_paper_run(run) is not None for run in runs)
+
+
+def drift_report(run, *, now: datetime | None = None) -> dict:
+    """The paper run against a backtest of the same strategy over the same period, side by side."""
+    now = now or (run.stopped_at or timezone.now())
+    size = TIMEFRAMES[run.timeframe]
+    times, closes = _bars_until(
+        run.coin_id, run.timeframe, since=from_ms(to_ms(run.started_at) - WARMUP_BARS * size), until=now
+    )
+    start_ms = to_ms(run.started_at) // size * size
+    trade_from = convert.index_at_or_after(times, start_ms) if len(times) else 0
+    cash, held = _run_book(run)
+    price = run.coin.quote.current_price
+    paper_equity = cash + (held * price).quantize(Decimal(1).scaleb(-18))
+    fills = [
+        {
+            "time": fill.order.filled_at,
+            "bar_time": fill.bar_ms,
+            "side": fill.order.side,
+            "quantity": as_str(fill.order.quantity),
+            "price": as_str(fill.order.filled_price) if fill.order.filled_price is not None else None,
+            "fee": as_str(fill.order.fee) if fill.order.fee is not None else None,
+        }
+        for fill in run.fills.select_related("order")
+    ]
+    report = {
+        "period": {"start": run.started_at, "end": now},
+        "paper": {
+            "return": convert.to_number(float(paper_equity / run.capital - 1)),
+            "equity": as_str(paper_equity),
+            "fills": fills,
+        },
+        "backtest": None,
+        "return_difference": None,
+        "notes": (
+            "Paper orders fill at the last synced price when the sync runs; the backtest fills at bar closes. "
+            "Both pay the same fee; the backtest assumes no slippage."
+        ),
+    }
+    if len(times) - trade_from >= 2:
+        simulation = engine.run(
+            kind=run.kind,
+            params=validate(run.kind, run.params),
+            times=times,
+            close=closes,
+            capital=float(run.capital),
+            fee_bps=float(settings.PAPER_FEE_BPS),
+            slippage_bps=0.0,
+            trade_from=trade_from,
+        )
+        figures = metrics.compute(simulation, capital=float(run.capital))
+        report["backtest"] = {
+            "return": convert.to_number(figures["total_return"]),
+            "equity": as_str(convert.to_decimal(figures["final_equity"])),
+            "trades": [
+                {
+                    "entry_time": int(simulation.times[t.entry_index]),
+                    "exit_time": int(simulation.times[t.exit_index]),
+                    "entry_price": as_str(convert.to_decimal(t.entry_price)),
+                    "exit_price": as_str(convert.to_decimal(t.exit_price)),
+                    "quantity": as_str(convert.to_decimal(t.quantity, places=18)),
+                }
+                for t in simulation.trades
+            ],
+        }
+        report["return_difference"] = convert.to_number(report["paper"]["return"] - figures["total_return"])
+    return report

@@ -8,3 +8,9 @@ from . import services
 @shared_task(acks_late=True, soft_time_limit=300, time_limit=330)
 def run_backtest_task(backtest_id: str) -> None:
     services.run_backtest(backtest_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
+def evaluate_paper_runs_task(coin_ids: list[str] | None = None) -> int:
+    """After a sync: each active paper run acts on its newest bar once (orders carry an idempotency key)."""
+    return services.evaluate_paper_runs(coin_ids=coin_ids)

@@ -7,7 +7,7 @@ from rest_framework import serializers
 from cryptodesk.api.fields import AmountField
 from market.models import Coin
 from strategies.engine.kinds import KINDS, TIMEFRAMES
-from strategies.models import Backtest, Strategy
+from strategies.models import Backtest, PaperRun, Strategy
 
 
 class StrategySerializer(serializers.ModelSerializer):
@@ -120,3 +120,53 @@ class BacktestSerializer(serializers.ModelSerializer):
             "finished_at",
         ]
         read_only_fields = fields
+
+
+class PaperRunCreateSerializer(serializers.Serializer):
+    portfolio = serializers.IntegerField(help_text="One of your portfolios.")
+
+
+class PaperRunSerializer(serializers.ModelSerializer):
+    capital = AmountField()
+    coin = serializers.CharField(source="coin_id")
+    portfolio = serializers.IntegerField(source="portfolio_id")
+    strategy = serializers.IntegerField(source="strategy_id")
+
+    class Meta:
+        model = PaperRun
+        fields = [
+            "id",
+            "strategy",
+            "portfolio",
+            "kind",
+            "params",
+            "coin",
+            "timeframe",
+            "capital",
+            "status",
+            "last_bar_ms",
+            "started_at",
+            "stopped_at",
+        ]
+        read_only_fields = fields
+
+
+class DriftSerializer(serializers.Serializer):
+    period = serializers.DictField()
+    paper = serializers.DictField(help_text="return (fraction), equity (decimal string), fills")
+    backtest = serializers.DictField(allow_null=True, help_text="return, equity, trades over the same period")
+    return_difference = serializers.FloatField(allow_null=True, help_text="paper return minus backtest return")
+    notes = serializers.CharField()
+
+
+class PaperRunDetailSerializer(PaperRunSerializer):
+    drift = serializers.SerializerMethodField()
+
+    class Meta(PaperRunSerializer.Meta):
+        fields = [*PaperRunSerializer.Meta.fields, "drift"]
+        read_only_fields = fields
+
+    def get_drift(self, run: PaperRun) -> dict:
+        from strategies.services import drift_report
+
+        return DriftSerializer(drift_report(run)).data

@@ -6,5 +6,6 @@ from . import views
 router = SimpleRouter()
 router.register("strategies", views.StrategyViewSet, basename="strategy")
 router.register("backtests", views.BacktestViewSet, basename="backtest")
+router.register("paper-runs", views.PaperRunViewSet, basename="paper-run")
 
 urlpatterns = [path("strategy-kinds/", views.StrategyKindsView.as_view(), name="strategy-kinds"), *router.urls]

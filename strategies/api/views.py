@@ -4,15 +4,25 @@ from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.viewsets import GenericViewSet, ModelViewSet
 
+from portfolios.models import Portfolio
 from strategies import selectors, services
-from strategies.models import Backtest, Strategy
+from strategies.models import Backtest, PaperRun, Strategy
 
-from .serializers import BacktestCreateSerializer, BacktestSerializer, KindSerializer, StrategySerializer
+from .serializers import (
+    BacktestCreateSerializer,
+    BacktestSerializer,
+    KindSerializer,
+    PaperRunCreateSerializer,
+    PaperRunDetailSerializer,
+    PaperRunSerializer,
+    StrategySerializer,
+)
 
 SAFE = {"GET", "HEAD", "OPTIONS"}
 
@@ -35,7 +45,7 @@ class StrategyViewSet(ModelViewSet):
         if getattr(self, "swagger_fake_view", False):
             return Strategy.objects.none()
         user = self.request.user
-        readable = self.request.method in SAFE or self.action in {"clone", "backtests"}
+        readable = self.request.method in SAFE or self.action in {"clone", "backtests", "paper"}
         qs = selectors.readable_strategies(user) if readable else selectors.own_strategies(user)
         params = self.request.query_params
         if params.get("mine") in {"1", "true"}:
@@ -57,6 +67,18 @@ class StrategyViewSet(ModelViewSet):
     def clone(self, request: Request, pk=None) -> Response:
         copy = services.clone_strategy(strategy=self.get_object(), user=request.user)
         return Response(StrategySerializer(copy, context={"request": request}).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=PaperRunCreateSerializer, responses={201: PaperRunSerializer})
+    @action(detail=True, methods=["post"])
+    def paper(self, request: Request, pk=None) -> Response:
+        """Trade this strategy on one of your paper portfolios after every market sync."""
+        serializer = PaperRunCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        portfolio = Portfolio.objects.filter(pk=serializer.validated_data["portfolio"], owner=request.user).first()
+        if portfolio is None:
+            raise ValidationError({"portfolio": ["Choose one of your portfolios."]})
+        run = services.start_paper_run(strategy=self.get_object(), user=request.user, portfolio=portfolio)
+        return Response(PaperRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=BacktestCreateSerializer, responses={202: BacktestSerializer})
     @action(detail=True, methods=["post"])
@@ -89,3 +111,22 @@ class StrategyKindsView(APIView):
     @extend_schema(responses=KindSerializer(many=True), operation_id="strategy_kinds")
     def get(self, request: Request) -> Response:
         return Response(KindSerializer(services.kinds_catalogue(), many=True).data)
+
+
+class PaperRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, GenericViewSet):
+    """Your strategies trading on paper; the detail carries the drift report against a backtest."""
+
+    def get_serializer_class(self):
+        return PaperRunDetailSerializer if self.action == "retrieve" else PaperRunSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return PaperRun.objects.none()
+        return PaperRun.objects.filter(owner=self.request.user).select_related("coin__quote", "portfolio", "strategy")
+
+    @extend_schema(request=None, responses=PaperRunSerializer)
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, pk=None) -> Response:
+        run = self.get_object()
+        services.stop_paper_run(run=run)
+        return Response(PaperRunSerializer(run).data)

@@ -130,17 +130,22 @@ def run(
     capital: float,
     fee_bps: float,
     slippage_bps: float,
+    trade_from: int = 0,
 ) -> Simulation:
-    """Deterministic: the same inputs always give the same result."""
+    """Deterministic: the same inputs always give the same result. Bars before `trade_from` only warm up the
+    indicators (a paper run's history before it started): no trade happens on them."""
     if len(close) < 2:
         raise ValueError("a backtest needs at least two bars")
     if not np.all(np.isfinite(close)) or np.any(close <= 0):
         raise ValueError("prices must be positive numbers")
     fee, slippage = fee_bps / 10_000, slippage_bps / 10_000
+    traded_times, traded_close = times[trade_from:], close[trade_from:]
+    if len(traded_close) < 2:
+        raise ValueError("a backtest needs at least two bars to trade on")
     if kind == "dca":
         equity, in_position, trades, fees = _dca(
-            times,
-            close,
+            traded_times,
+            traded_close,
             amount=float(params["amount"]),
             every_days=int(params["every_days"]),
             capital=capital,
@@ -148,10 +153,15 @@ def run(
             slippage=slippage,
         )
     else:
-        entries, exits = signals.events(kind, params, close)
+        entries, exits = signals.events(kind, params, close)  # the indicators warm up on every bar
+        entries, exits = entries[trade_from:], exits[trade_from:]
         entries[-1] = False  # opening on the last close would only pay two fees: the test ends there
-        equity, in_position, trades, fees = _all_in(close, entries, exits, capital=capital, fee=fee, slippage=slippage)
-    return Simulation(times=times, close=close, equity=equity, in_position=in_position, trades=trades, fees_paid=fees)
+        equity, in_position, trades, fees = _all_in(
+            traded_close, entries, exits, capital=capital, fee=fee, slippage=slippage
+        )
+    return Simulation(
+        times=traded_times, close=traded_close, equity=equity, in_position=in_position, trades=trades, fees_paid=fees
+    )
 
 
 def bars(times_ms: np.ndarray, prices: np.ndarray, timeframe: str) -> tuple[np.ndarray, np.ndarray]:
@@ -160,3 +170,20 @@ def bars(times_ms: np.ndarray, prices: np.ndarray, timeframe: str) -> tuple[np.n
     bucket = times_ms // size
     last_of_bucket = np.flatnonzero(np.diff(bucket, append=bucket[-1] + 1) != 0) if len(bucket) else bucket
     return bucket[last_of_bucket] * size, prices[last_of_bucket]
+
+
+def signal_on_last_bar(*, kind: str, params: dict, times: np.ndarray, close: np.ndarray, since_ms: int) -> str | None:
+    """What the strategy says on the newest bar: "buy", "sell" or None. DCA buys on its schedule from `since_ms`."""
+    if len(close) < 2:
+        return None
+    if kind == "dca":
+        period = int(params["every_days"]) * MS_PER_DAY
+        slot = (times[-1] - since_ms) // period
+        previous = (times[-2] - since_ms) // period if times[-2] >= since_ms else -1
+        return "buy" if times[-1] >= since_ms and slot != previous else None
+    entries, exits = signals.events(kind, params, close)
+    if entries[-1]:
+        return "buy"
+    if exits[-1]:
+        return "sell"
+    return None

@@ -8,6 +8,11 @@ import numpy as np
 from cryptodesk.money import quantize
 
 
+def index_at_or_after(times: np.ndarray, moment_ms: int) -> int:
+    """The first bar at or after `moment_ms`."""
+    return int(np.searchsorted(times, moment_ms))
+
+
 def to_times(values: list[int]) -> np.ndarray:
     return np.array(values, dtype=np.int64)
 
