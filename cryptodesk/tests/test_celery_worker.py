@@ -21,7 +21,7 @@ from accounts.models import DeviceSession
 from accounts.tasks import purge_expired_sessions_task
 from conftest import make_user
 from cryptodesk.celery import app
-from market.models import Quote, SyncRun
+from market.models import Coin, PricePoint, Quote, SyncRun
 from market.tests.payloads import market_row
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,3 +144,45 @@ def test_worker_syncs_markets_end_to_end_from_a_local_double(worker_queue):
     assert (run.coins_upserted, run.points_written, run.api_calls) == (2, 2, 1)
     assert Quote.objects.get(coin_id="bitcoin").current_price == Decimal("64000.5")
     assert f"Task market.tasks.sync_markets_task[{result.id}] succeeded" in log
+
+
+@pytest.mark.filterwarnings("ignore::celery.exceptions.AlwaysEagerIgnored")
+@pytest.mark.django_db(transaction=True)
+def test_worker_runs_a_backtest_end_to_end(worker_queue):
+    from strategies.models import Backtest, Strategy
+
+    queue, stop_worker = worker_queue
+    coin = Coin.objects.create(id="walk", symbol="wlk", name="Walk")
+    start = timezone.now() - timedelta(days=200)
+    prices = [Decimal(100) + Decimal(i % 17) * 3 - Decimal(i % 5) for i in range(200)]
+    PricePoint.objects.bulk_create(
+        [PricePoint(coin=coin, ts=start + timedelta(days=i), price=price) for i, price in enumerate(prices)]
+    )
+    owner = make_user("quant@example.com")
+    strategy = Strategy.objects.create(
+        owner=owner, name="Cross", kind="sma_crossover", params={"fast": 3, "slow": 8}, coin=coin
+    )
+    backtest = Backtest.objects.create(
+        strategy=strategy,
+        owner=owner,
+        kind=strategy.kind,
+        params=strategy.params,
+        coin=coin,
+        timeframe="1d",
+        start=start,
+        end=timezone.now(),
+        initial_capital=Decimal(10_000),
+        fee_bps=Decimal(10),
+        slippage_bps=Decimal(0),
+    )
+    result = app.send_task("strategies.tasks.run_backtest_task", args=[str(backtest.pk)], queue=queue)
+    deadline = time.monotonic() + 60
+    while Backtest.objects.get(pk=backtest.pk).status in {Backtest.Status.QUEUED, Backtest.Status.RUNNING}:
+        assert time.monotonic() < deadline, "the worker did not finish the backtest within 60 s"
+        time.sleep(0.25)
+    backtest.refresh_from_db()
+    log = stop_worker()
+    assert backtest.status == Backtest.Status.SUCCEEDED, backtest.error
+    assert (backtest.progress, backtest.bars) == (100, 200)
+    assert backtest.metrics["trades"] == len(backtest.trades) > 0
+    assert f"Task strategies.tasks.run_backtest_task[{result.id}] succeeded" in log
