@@ -406,6 +406,13 @@ def orders_for_owner(user) -> QuerySet[Order]:
     return Order.objects.filter(portfolio__owner=user).select_related("portfolio")
 
 
+def trades_for_owner(user) -> QuerySet[Trade]:
+    """The user's own trades, newest first, with what a trades table shows."""
+    return (
+        Trade.objects.filter(portfolio__owner=user).select_related("coin", "portfolio").order_by("-executed_at", "-id")
+    )
+
+
 def recent_trades(user, *, limit: int = 10) -> list[Trade]:
     return list(Trade.objects.filter(portfolio__owner=user).select_related("coin", "portfolio")[:limit])
 

@@ -14,6 +14,7 @@ urlpatterns = [
     path("portfolios/<int:portfolio_id>/transfers/", views.transfer_view, name="transfer"),
     path("orders/<uuid:order_id>/cancel/", views.order_cancel_view, name="order-cancel"),
     path("trade/<str:coin_id>/", views.trade_coin_view, name="trade"),
+    path("trades/", views.trades_view, name="trades"),
     path("watchlists/", views.watchlists_view, name="watchlists"),
     path("watchlists/new/", views.watchlist_create_view, name="watchlist-create"),
     path("watchlists/watch/", views.watch_coin_view, name="watch"),

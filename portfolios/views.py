@@ -32,6 +32,7 @@ from market import selectors as market_selectors
 from market.models import Coin
 
 from . import selectors, services
+from .filters import TradeFilter
 from .forms import AlertForm, OrderTicketForm, PortfolioForm, TransferForm, WatchCoinForm, WatchlistForm
 from .models import Alert, Order, Portfolio, Watchlist
 from .templatetags.portfolio_tags import fraction_pct, money, share
@@ -629,3 +630,27 @@ def notifications_read_all_view(request: HttpRequest) -> HttpResponse:
     count = services.mark_notifications_read(user=request.user)
     messages.success(request, f"Marked {count} notification{'s' if count != 1 else ''} as read.")
     return _back(request, reverse("portfolios:notifications"))
+
+
+# --- trades ---------------------------------------------------------------------------------------
+
+TRADES_PER_PAGE = 50
+
+
+@login_required
+@require_GET
+def trades_view(request: HttpRequest) -> HttpResponse:
+    """Every trade of the user's portfolios, filtered like the API (same FilterSet), with a CSV of the same view."""
+    trades = selectors.trades_for_owner(request.user)
+    filterset = TradeFilter(request.GET, queryset=trades)
+    rows = filterset.qs if filterset.is_valid() else trades.none()
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "filterset": filterset,
+        "page": Paginator(rows, TRADES_PER_PAGE).get_page(request.GET.get("page")),
+        "portfolios": _own(selectors.portfolios_for(request.user), request.user),
+        "query": query.urlencode(),
+        "csv_url": f"/api/v1/trades/?{urlencode({**query.dict(), 'format': 'csv'})}",
+    }
+    return render(request, "portfolios/trades.html", context)

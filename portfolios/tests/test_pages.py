@@ -514,3 +514,28 @@ def test_dashboard_series_sums_portfolios_by_day(alice_client, alice, btc):
         {"date": today.isoformat(), "total_value": "150"},  # live: both at their cash
     ]
     assert alice_client.get("/dashboard/series/?days=5y").status_code == 400
+
+
+def test_trades_page_filters_and_never_shows_others(client, alice, bob, alice_portfolio, bob_portfolio):
+    from decimal import Decimal as D
+
+    from portfolios import services as svc
+
+    for portfolio, owner in ((alice_portfolio, alice), (bob_portfolio, bob)):
+        svc.place_order(
+            user=owner, portfolio_id=portfolio.pk, coin_id="bitcoin", side="buy", type="market", quantity=D("2")
+        )
+        svc.place_order(
+            user=owner, portfolio_id=portfolio.pk, coin_id="bitcoin", side="sell", type="market", quantity=D("1")
+        )
+    client.post("/login/", {"email": alice.email, "password": PASSWORD})
+    page = client.get("/trades/")
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert html.count('<span class="side side-') == 2
+    assert "Bob&#x27;s" not in html
+    sells = client.get("/trades/?side=sell").content.decode()
+    assert sells.count('<span class="side side-') == 1
+    assert 'href="/api/v1/trades/?side=sell&amp;format=csv"' in sells
+    bad = client.get("/trades/?executed_after=yesterday").content.decode()
+    assert "Enter a valid date/time." in bad
