@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint fmt check worker beat bench bench-auth bench-market bench-portfolio migrate seed clean
+.PHONY: run test lint fmt check worker beat bench bench-auth bench-market bench-portfolio bench-backtest migrate seed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,7 @@ worker: $(STAMP)
 beat: $(STAMP)
 	$(BIN)/celery -A cryptodesk beat --loglevel=INFO
 
-bench: bench-auth bench-market bench-portfolio
+bench: bench-auth bench-market bench-portfolio bench-backtest
 
 bench-auth: $(STAMP)
 	$(BIN)/python bench/auth.py
@@ -61,6 +61,9 @@ bench-market: $(STAMP)
 
 bench-portfolio: $(STAMP)
 	$(BIN)/python bench/portfolio.py
+
+bench-backtest: $(STAMP)
+	$(BIN)/python bench/backtest.py
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

@@ -338,3 +338,61 @@ def stop_on_sigterm(signum: int, frame: object) -> None:
 
 def install_sigterm_handler() -> None:
     signal.signal(signal.SIGTERM, stop_on_sigterm)
+
+
+# --- a Celery worker for benches that queue tasks ---------------------------------------------------
+
+WORKER_STOP_TIMEOUT_S = 20.0  # SIGTERM is a warm shutdown: the task in hand finishes first
+
+
+def start_celery_worker(env: dict[str, str], queue: str, nodename: str, log_file: IO[str]) -> subprocess.Popen:
+    """One worker process (solo pool) consuming `queue` alone, so it never takes another queue's messages."""
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "cryptodesk",
+        "worker",
+        "--pool=solo",
+        "--concurrency=1",
+        "-Q",
+        queue,
+        "--hostname",
+        nodename,
+        "--without-mingle",  # no waiting on replies from other workers on the same broker
+        "--without-gossip",
+        "--loglevel",
+        "warning",
+    ]
+    # Own session, as for gunicorn: a Ctrl-C reaches the bench only, which stops the worker in its finally block.
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=log_file, start_new_session=True)
+
+
+def stop_process(process: subprocess.Popen, *, timeout_s: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it is still running after timeout_s."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+@contextmanager
+def celery_worker(env: dict[str, str], queue: str, nodename: str) -> Iterator[subprocess.Popen]:
+    """A worker on `queue` for the block; stopped whatever happens, its output shown on failure."""
+    with tempfile.TemporaryFile(mode="w+") as log_file:
+        worker = start_celery_worker(env, queue, nodename, log_file)
+        try:
+            yield worker
+        except BaseException:
+            log_file.seek(0)
+            tail = log_file.read()[-3000:]
+            if tail:
+                print("celery worker output:\n" + tail, file=sys.stderr)
+            raise
+        finally:
+            stop_process(worker, timeout_s=WORKER_STOP_TIMEOUT_S)

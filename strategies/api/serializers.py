@@ -170,3 +170,11 @@ class PaperRunDetailSerializer(PaperRunSerializer):
         from strategies.services import drift_report
 
         return DriftSerializer(drift_report(run)).data
+
+
+class BacktestSummarySerializer(BacktestSerializer):
+    """For lists: everything but the curve and the trades (fetch one backtest for those)."""
+
+    class Meta(BacktestSerializer.Meta):
+        fields = [name for name in BacktestSerializer.Meta.fields if name not in {"equity_curve", "trades"}]
+        read_only_fields = fields

@@ -17,6 +17,7 @@ from strategies.models import Backtest, PaperRun, Strategy
 from .serializers import (
     BacktestCreateSerializer,
     BacktestSerializer,
+    BacktestSummarySerializer,
     KindSerializer,
     PaperRunCreateSerializer,
     PaperRunDetailSerializer,
@@ -91,14 +92,17 @@ class StrategyViewSet(ModelViewSet):
 
 
 class BacktestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, GenericViewSet):
-    """Your backtests (operators read all)."""
+    """Your backtests (operators read all). The list leaves out curves and trades."""
 
-    serializer_class = BacktestSerializer
+    def get_serializer_class(self):
+        return BacktestSummarySerializer if self.action == "list" else BacktestSerializer
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Backtest.objects.none()
         qs = selectors.backtests_for(self.request.user)
+        if self.action == "list":
+            qs = qs.defer("equity_curve", "trades")
         strategy = self.request.query_params.get("strategy")
         return qs.filter(strategy_id=strategy) if strategy and strategy.isdigit() else qs
 
