@@ -23,20 +23,15 @@ def drawdowns(equity: np.ndarray) -> np.ndarray:
 
 
 def max_drawdown_duration_days(simulation: Simulation) -> float:
-    """The longest time spent below a previous peak, in days."""
+    """The longest time spent below a previous peak, in days (from the peak's bar to the recovery's)."""
     equity, times = simulation.equity, simulation.times
-    peak = np.maximum.accumulate(equity)
-    under = equity < peak
-    longest, start = 0, None
-    for i, below in enumerate(under):
-        if below and start is None:
-            start = i - 1
-        elif not below and start is not None:
-            longest = max(longest, times[i] - times[start])
-            start = None
-    if start is not None:
-        longest = max(longest, times[-1] - times[start])
-    return longest / MS_PER_DAY
+    under = equity < np.maximum.accumulate(equity)
+    if not under.any():
+        return 0.0
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], under, [False])).astype(np.int8)))
+    starts, ends = edges[0::2], edges[1::2]  # each run of bars below the peak: [start, end)
+    finish = times[np.minimum(ends, len(times) - 1)]  # recovered at `end`, or still under at the last bar
+    return float((finish - times[starts - 1]).max()) / MS_PER_DAY
 
 
 def compute(simulation: Simulation, *, capital: float) -> dict[str, float | int | None]:

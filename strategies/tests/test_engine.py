@@ -252,3 +252,29 @@ def test_bad_params_name_the_field(kind, params, field):
 def test_every_kind_validates_its_defaults():
     for name, kind in KINDS.items():
         assert validate(name, {}) == kind.defaults()
+
+
+def test_drawdown_duration_is_the_longest_time_under_a_peak():
+    times, close = random_walk(13, 300)
+    result = backtest.run(
+        kind="sma_crossover",
+        params={"fast": 5, "slow": 20},
+        times=times,
+        close=close,
+        capital=1000,
+        fee_bps=10,
+        slippage_bps=0,
+    )
+    longest, start, peak = 0, None, -np.inf
+    for i, value in enumerate(result.equity):  # the plain loop the vectorised version must agree with
+        if value >= peak:
+            peak = value
+            if start is not None:
+                longest = max(longest, times[i] - times[start])
+                start = None
+        elif start is None:
+            start = i - 1
+    if start is not None:
+        longest = max(longest, times[-1] - times[start])
+    assert longest > 0
+    assert metrics.max_drawdown_duration_days(result) == longest / DAY
