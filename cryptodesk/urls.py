@@ -25,6 +25,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("market.urls")),
     path("", include("portfolios.urls")),
+    path("", include("strategies.urls")),
 ]
 
 handler400 = "cryptodesk.views.bad_request"

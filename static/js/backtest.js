@@ -1,0 +1,205 @@
+// Backtest results: equity (strategy against buy and hold) and drawdown charts, drawn with the vendored
+// lightweight-charts from GET /api/v1/backtests/{id}/ (the session cookie authenticates the request).
+// The results block may arrive later, swapped in by htmx when a running backtest finishes.
+(function () {
+  "use strict";
+
+  var root = document.documentElement;
+  var MAX_MARKED_TRADES = 60; // beyond this, arrows hide the curve
+  var SCALE_WIDTH = 84; // both charts share it, so their time axes line up
+
+  function cssVar(name) {
+    return getComputedStyle(root).getPropertyValue(name).trim();
+  }
+
+  function money(value) {
+    var digits = Math.abs(value) >= 1000 ? 0 : 2;
+    var text = "$" + Math.abs(value).toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
+    return value < 0 ? "\u2212" + text : text;
+  }
+
+  function percent(value) {
+    var text = Math.abs(value).toFixed(2) + "%";
+    if (text === "0.00%") { return text; }
+    return (value > 0 ? "+" : "\u2212") + text;
+  }
+
+  function dateLabel(seconds, hourly) {
+    var options = { year: "numeric", month: "short", day: "numeric", timeZone: "UTC" };
+    if (hourly) { options.hour = "2-digit"; options.minute = "2-digit"; options.hourCycle = "h23"; }
+    return new Date(seconds * 1000).toLocaleString("en-US", options) + (hourly ? " UTC" : "");
+  }
+
+  function chartOptions(formatter, hourly) {
+    return {
+      autoSize: true,
+      // the library's own logo injects an inline <style> the CSP refuses; the page credits it in text instead
+      layout: { background: { color: "transparent" }, textColor: cssVar("--muted"), attributionLogo: false },
+      grid: { vertLines: { visible: false }, horzLines: { color: cssVar("--border") } },
+      rightPriceScale: { borderVisible: false, minimumWidth: SCALE_WIDTH },
+      timeScale: { borderVisible: false, timeVisible: hourly, secondsVisible: false },
+      crosshair: {
+        vertLine: { labelBackgroundColor: cssVar("--accent") },
+        horzLine: { labelBackgroundColor: cssVar("--accent") }
+      },
+      localization: { priceFormatter: formatter },
+      handleScroll: false,
+      handleScale: false
+    };
+  }
+
+  // Drawdown at each point: how far below its running peak the equity is, in percent (0 or negative).
+  function drawdowns(points) {
+    var peak = -Infinity;
+    return points.map(function (point) {
+      peak = Math.max(peak, point.value);
+      return { time: point.time, value: peak > 0 ? (point.value / peak - 1) * 100 : 0 };
+    });
+  }
+
+  function byTime(points) {
+    var map = new Map();
+    points.forEach(function (point) { map.set(point.time, point.value); });
+    return map;
+  }
+
+  function setUp(block) {
+    if (block.dataset.chartsReady) { return; }
+    block.dataset.chartsReady = "1";
+    var equityElement = block.querySelector('[data-chart="equity"]');
+    var drawdownElement = block.querySelector('[data-chart="drawdown"]');
+    var status = block.querySelector("[data-chart-status]");
+    var hourly = block.dataset.timeframe === "1h";
+    if (!equityElement || !drawdownElement || !window.LightweightCharts) { return; }
+
+    function say(text) { if (status) { status.textContent = text; } }
+    function legend(name, text) {
+      var element = block.querySelector('[data-legend="' + name + '"]');
+      if (element) { element.textContent = text; }
+    }
+
+    var equityChart = window.LightweightCharts.createChart(equityElement, chartOptions(money, hourly));
+    var drawdownChart = window.LightweightCharts.createChart(drawdownElement, chartOptions(percent, hourly));
+
+    function styles() {
+      return {
+        strategy: { color: cssVar("--accent"), lineWidth: 2, priceLineVisible: false, lastValueVisible: true },
+        hold: { color: cssVar("--muted"), lineWidth: 1, lineStyle: 2, priceLineVisible: false, lastValueVisible: false },
+        drawdown: {
+          lineColor: cssVar("--down"), topColor: cssVar("--drawdown-fill"), bottomColor: cssVar("--drawdown-fill"),
+          lineWidth: 1, priceLineVisible: false, lastValueVisible: false, invertFilledArea: true
+        },
+        holdDrawdown: { color: cssVar("--muted"), lineWidth: 1, lineStyle: 2, priceLineVisible: false, lastValueVisible: false }
+      };
+    }
+
+    var style = styles();
+    var strategySeries = equityChart.addLineSeries(style.strategy);
+    var holdSeries = equityChart.addLineSeries(style.hold);
+    var drawdownSeries = drawdownChart.addAreaSeries(style.drawdown);
+    var holdDrawdownSeries = drawdownChart.addLineSeries(style.holdDrawdown);
+    var maps = {};
+    var last = {};
+
+    function showLegend(time) {
+      var at = time === undefined ? last.time : time;
+      if (at === undefined) { return; }
+      legend("strategy", maps.strategy.has(at) ? money(maps.strategy.get(at)) : "—");
+      legend("hold", maps.hold.has(at) ? money(maps.hold.get(at)) : "—");
+      legend("drawdown", maps.drawdown.has(at) ? percent(maps.drawdown.get(at)) : "—");
+      legend("hold-drawdown", maps.holdDrawdown.has(at) ? percent(maps.holdDrawdown.get(at)) : "—");
+      legend("time", dateLabel(at, hourly));
+    }
+
+    // Hovering one chart shows the same moment on the other.
+    function mirror(fromChart, toChart, toSeries, toMap) {
+      fromChart.subscribeCrosshairMove(function (param) {
+        if (param.time === undefined || !toMap.has(param.time)) {
+          toChart.clearCrosshairPosition();
+          showLegend();
+          return;
+        }
+        toChart.setCrosshairPosition(toMap.get(param.time), param.time, toSeries);
+        showLegend(param.time);
+      });
+    }
+
+    function markers(trades, times) {
+      if (!trades.length || trades.length > MAX_MARKED_TRADES) { return []; }
+      var marks = [];
+      trades.forEach(function (trade) {
+        var entry = Math.floor(trade.entry_time / 1000);
+        var exit = Math.floor(trade.exit_time / 1000);
+        if (times.has(entry)) {
+          marks.push({ time: entry, position: "belowBar", color: cssVar("--up"), shape: "arrowUp", text: "" });
+        }
+        if (times.has(exit) && exit !== last.time) {
+          var won = Number(trade.pnl) > 0;
+          marks.push({ time: exit, position: "aboveBar", color: won ? cssVar("--up") : cssVar("--down"), shape: "arrowDown", text: "" });
+        }
+      });
+      return marks.sort(function (a, b) { return a.time - b.time; });
+    }
+
+    function show(body) {
+      var curve = body.equity_curve || [];
+      if (curve.length < 2) { say("Not enough bars to draw a curve."); return; }
+      var strategy = curve.map(function (row) { return { time: Math.floor(row[0] / 1000), value: Number(row[1]) }; });
+      var hold = curve.map(function (row) { return { time: Math.floor(row[0] / 1000), value: Number(row[2]) }; });
+      var drawdown = drawdowns(strategy);
+      var holdDrawdown = drawdowns(hold);
+      maps = { strategy: byTime(strategy), hold: byTime(hold), drawdown: byTime(drawdown), holdDrawdown: byTime(holdDrawdown) };
+      last.time = strategy[strategy.length - 1].time;
+
+      strategySeries.setData(strategy);
+      holdSeries.setData(hold);
+      drawdownSeries.setData(drawdown);
+      holdDrawdownSeries.setData(holdDrawdown);
+      strategySeries.setMarkers(markers(body.trades || [], maps.strategy));
+      equityChart.timeScale().fitContent();
+      drawdownChart.timeScale().fitContent();
+
+      mirror(equityChart, drawdownChart, drawdownSeries, maps.drawdown);
+      mirror(drawdownChart, equityChart, strategySeries, maps.strategy);
+      showLegend();
+      equityElement.setAttribute("data-points", String(strategy.length));
+      drawdownElement.setAttribute("data-points", String(drawdown.length));
+      say(curve.length >= 2000 ? "Long runs are drawn from an evenly spaced sample of their bars." : "");
+    }
+
+    // The theme toggle switches CSS variables; the canvases need their colours again.
+    new MutationObserver(function () {
+      equityChart.applyOptions(chartOptions(money, hourly));
+      drawdownChart.applyOptions(chartOptions(percent, hourly));
+      style = styles();
+      strategySeries.applyOptions(style.strategy);
+      holdSeries.applyOptions(style.hold);
+      drawdownSeries.applyOptions(style.drawdown);
+      holdDrawdownSeries.applyOptions(style.holdDrawdown);
+    }).observe(root, { attributes: true, attributeFilter: ["data-theme"] });
+
+    say("Loading…");
+    fetch(block.dataset.backtestUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (response) {
+        if (!response.ok) { throw new Error("HTTP " + response.status); }
+        return response.json();
+      })
+      .then(show)
+      .catch(function (error) { say("Could not load the charts (" + error.message + ")."); });
+  }
+
+  function setUpWithin(element) {
+    if (!element || !element.querySelectorAll) { return; }
+    if (element.matches && element.matches("[data-backtest-url]")) { setUp(element); }
+    element.querySelectorAll("[data-backtest-url]").forEach(setUp);
+  }
+
+  // htmx swaps the finished results in place of the progress block: draw them as they arrive.
+  document.addEventListener("htmx:load", function (event) { setUpWithin(event.detail && event.detail.elt); });
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", function () { setUpWithin(document.body); });
+  } else {
+    setUpWithin(document.body);
+  }
+})();

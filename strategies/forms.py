@@ -1,0 +1,234 @@
+"""Browser forms for strategies and backtests: parameter inputs come from the kind declarations."""
+
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+
+from django import forms
+from django.conf import settings
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from market.models import Coin
+from portfolios.forms import CoinChoiceField, amount_field
+
+from .engine.kinds import KINDS, TIMEFRAMES, Kind, Param
+from .models import Strategy
+
+PARAM_PREFIX = "params."  # a parameter's field is named as the service names its errors: "params.fast"
+TIMEFRAME_LABELS = {"1d": "Daily bars (1d)", "1h": "Hourly bars (1h)"}
+DECIMAL_STEP = Decimal("0.01")
+DEFAULT_BACKTEST_DAYS = 365
+MAX_CAPITAL = Decimal(10) ** 15
+MAX_BPS = Decimal(1000)
+
+
+def described(text: str) -> str:
+    """A declaration's description as HTML: escaped, with `name` references set as code."""
+    parts = text.split("`")
+    if len(parts) % 2 == 0:  # an unmatched backtick: plain text
+        return format_html("{}", text)
+    pairs = [(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
+    return format_html("{}{}", format_html_join("", "{}<code>{}</code>", pairs), parts[-1])
+
+
+def param_label(param: Param) -> str:
+    return param.name.replace("_", " ").capitalize()
+
+
+def param_field(param: Param, initial) -> forms.Field:
+    """A number input bounded as the declaration says, its default filled in and its description as help."""
+    common = {
+        "label": param_label(param),
+        "min_value": param.minimum,
+        "max_value": param.maximum,
+        "initial": initial,
+        "help_text": param.description,
+    }
+    if param.kind is int:
+        return forms.IntegerField(widget=forms.NumberInput(attrs={"step": 1}), **common)
+    exponent = param.minimum.as_tuple().exponent if isinstance(param.minimum, Decimal) else 0
+    step = min(DECIMAL_STEP, Decimal(1).scaleb(exponent)) if isinstance(exponent, int) else DECIMAL_STEP
+    return forms.DecimalField(widget=forms.NumberInput(attrs={"step": str(step), "inputmode": "decimal"}), **common)
+
+
+def kind_for(value: object, fallback: str | None = None) -> Kind:
+    """The declared kind named `value`, else `fallback`'s, else the first one."""
+    if isinstance(value, str) and value in KINDS:
+        return KINDS[value]
+    if fallback in KINDS:
+        return KINDS[fallback]
+    return next(iter(KINDS.values()))
+
+
+class StrategyForm(forms.Form):
+    """Name, coin, timeframe and the chosen kind's parameters; visibility is shown to publishers only."""
+
+    name = forms.CharField(max_length=120, widget=forms.TextInput(attrs={"placeholder": "e.g. Golden cross on BTC"}))
+    description = forms.CharField(
+        required=False,
+        max_length=4000,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "What the idea is, and when you expect it to work."}),
+    )
+    kind = forms.ChoiceField(label="Strategy kind", choices=[(kind.name, kind.label) for kind in KINDS.values()])
+    coin = CoinChoiceField()
+    timeframe = forms.ChoiceField(
+        choices=[(name, TIMEFRAME_LABELS.get(name, name)) for name in TIMEFRAMES],
+        initial="1d",
+    )
+    visibility = forms.ChoiceField(
+        choices=Strategy.Visibility.choices,
+        required=False,
+        initial=Strategy.Visibility.PRIVATE,
+        widget=forms.RadioSelect,
+        help_text="Published strategies can be read, backtested and cloned by every signed-in user.",
+    )
+
+    def __init__(self, data=None, *, user, strategy: Strategy | None = None, kind: str | None = None):
+        self.user = user
+        self.strategy = strategy
+        initial = {}
+        if strategy is not None:
+            initial = {
+                "name": strategy.name,
+                "description": strategy.description,
+                "kind": strategy.kind,
+                "coin": strategy.coin_id,
+                "timeframe": strategy.timeframe,
+                "visibility": strategy.visibility,
+            }
+        chosen = kind_for(data.get("kind") if data is not None else kind, strategy.kind if strategy else None)
+        initial["kind"] = chosen.name
+        super().__init__(data, initial=initial)
+        self.fields[
+            "timeframe"
+        ].help_text = f"Hourly bars need hourly history, kept for the last {settings.MARKET_KEEP_HOURLY_DAYS} days."
+        self.chosen_kind = chosen
+        if strategy is not None:  # the saved coin stays a choice even if it has lost its quote since
+            self.fields["coin"].queryset = (
+                Coin.objects.filter(Q(quote__isnull=False) | Q(pk=strategy.coin_id))
+                .select_related("quote")
+                .order_by(F("market_cap_rank").asc(nulls_last=True), "id")
+            )
+        saved = strategy.params if strategy is not None and strategy.kind == chosen.name else {}
+        for param in chosen.params:
+            self.fields[PARAM_PREFIX + param.name] = param_field(param, saved.get(param.name, param.default))
+
+    @property
+    def can_publish(self) -> bool:
+        return bool(self.user.can_publish_strategies)
+
+    @property
+    def kind_description(self) -> str:
+        return described(self.chosen_kind.description)
+
+    @property
+    def param_inputs(self) -> list[dict]:
+        """Each parameter's bound field with its declaration (bounds and default for the hint)."""
+        return [{"field": self[PARAM_PREFIX + param.name], "param": param} for param in self.chosen_kind.params]
+
+    @property
+    def show_visibility(self) -> bool:
+        """Publishers choose; anyone else sees the field only to read why a forced choice was refused."""
+        return self.can_publish or bool(self["visibility"].errors)
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("Give the strategy a name.")
+        return name
+
+    def clean_visibility(self) -> str:
+        value = self.cleaned_data.get("visibility")
+        if value:
+            return value
+        return self.strategy.visibility if self.strategy is not None else Strategy.Visibility.PRIVATE
+
+    def clean(self) -> dict:
+        data = super().clean()
+        data["params"] = {
+            name.removeprefix(PARAM_PREFIX): value
+            for name, value in data.items()
+            if name.startswith(PARAM_PREFIX) and value is not None
+        }
+        return data
+
+    def service_arguments(self) -> dict:
+        """What create_strategy and update_strategy take; visibility only when it is a change."""
+        data = self.cleaned_data
+        arguments = {
+            "name": data["name"],
+            "description": data["description"],
+            "kind": data["kind"],
+            "params": data["params"],
+            "coin": data["coin"],
+            "timeframe": data["timeframe"],
+        }
+        current = self.strategy.visibility if self.strategy is not None else Strategy.Visibility.PRIVATE
+        if data["visibility"] != current or self.strategy is None:
+            arguments["visibility"] = data["visibility"]
+        return arguments
+
+
+def _today() -> date:
+    return timezone.now().astimezone(UTC).date()
+
+
+class BacktestForm(forms.Form):
+    start = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
+    end = forms.DateField(
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text="Dates are UTC; the end day is included.",
+    )
+    initial_capital = amount_field(
+        label="Initial capital (USD)",
+        min_value=Decimal("0.01"),
+        max_value=MAX_CAPITAL,
+        initial=Decimal(10_000),
+        error_messages={"min_value": "Enter a capital above 0."},
+    )
+    fee_bps = forms.DecimalField(
+        label="Fee (bps)",
+        max_digits=8,
+        decimal_places=4,
+        min_value=Decimal(0),
+        max_value=MAX_BPS,
+        initial=Decimal(10),
+        help_text="Paid on each side: 10 bps = 0.1 %.",
+        widget=forms.NumberInput(attrs={"step": "0.01"}),
+    )
+    slippage_bps = forms.DecimalField(
+        label="Slippage (bps)",
+        max_digits=8,
+        decimal_places=4,
+        min_value=Decimal(0),
+        max_value=MAX_BPS,
+        initial=Decimal(0),
+        help_text="Fills are this much worse than the close.",
+        widget=forms.NumberInput(attrs={"step": "0.01"}),
+    )
+
+    def __init__(self, data=None, **kwargs):
+        today = _today()
+        kwargs.setdefault("initial", {"start": today - timedelta(days=DEFAULT_BACKTEST_DAYS), "end": today})
+        super().__init__(data, **kwargs)
+
+    def clean(self) -> dict:
+        data = super().clean()
+        start, end = data.get("start"), data.get("end")
+        if start and end and end <= start:
+            self.add_error("end", "The end must be after the start.")
+        if start and start > _today():
+            self.add_error("start", "The start cannot be in the future.")
+        return data
+
+    def service_arguments(self) -> dict:
+        """The range as aware UTC datetimes: from the start day's first moment to the end day's last."""
+        data = self.cleaned_data
+        return {
+            "start": datetime.combine(data["start"], time.min, tzinfo=UTC),
+            "end": datetime.combine(data["end"], time.max, tzinfo=UTC),
+            "initial_capital": data["initial_capital"],
+            "fee_bps": data["fee_bps"],
+            "slippage_bps": data["slippage_bps"],
+        }

@@ -1,0 +1,439 @@
+"""Strategy and backtest pages: the list, the form built from the kind declarations, a strategy, a backtest.
+
+A strategy page shows the user's own strategies and everyone's published ones; anything else is a 404, for
+operators too (they read the rest in the admin). Only the owner edits. A backtest is its runner's alone.
+Changes are POSTs that call one service and redirect; a refusal is shown beside its field with status 400.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from rest_framework.exceptions import ValidationError
+
+from cryptodesk.errors import DomainError
+from cryptodesk.money import quantize
+from cryptodesk.timestamps import from_ms
+from portfolios.templatetags.portfolio_tags import fraction_pct, money, tone
+
+from . import selectors, services
+from .engine.kinds import KINDS, TIMEFRAMES
+from .forms import BacktestForm, StrategyForm, described, param_label
+from .models import Backtest, Strategy
+
+PUBLISHED = Strategy.Visibility.PUBLISHED
+PUBLISHED_SHOWN = 100
+BACKTESTS_SHOWN = 20
+QUEUED_HINT_AFTER_S = 20  # a backtest still queued this long suggests no worker is listening
+MINUS = "\u2212"
+QUANTITY_PLACES = 8  # enough to read a trade's size; the exact figure is in the API
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def _form_errors(form, exc: ValidationError | DomainError) -> None:
+    """A service's refusal, shown beside the field it concerns ("params.fast" is a field of the form)."""
+    if isinstance(exc, DomainError):
+        form.add_error(exc.field if exc.field in form.fields else None, exc.detail)
+        return
+    detail = exc.detail if isinstance(exc.detail, dict) else {None: exc.detail}
+    for name, errors in detail.items():
+        for error in errors if isinstance(errors, list) else [errors]:
+            form.add_error(name if name in form.fields else None, str(error))
+
+
+def _readable(user) -> QuerySet[Strategy]:
+    """The user's own strategies and everyone's published ones."""
+    return selectors.readable_strategies(user).filter(Q(owner=user) | Q(visibility=PUBLISHED))
+
+
+def _own_backtests(user) -> QuerySet[Backtest]:
+    return selectors.backtests_for(user).filter(owner=user)
+
+
+def _is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
+
+
+def _strategy_url(strategy_id: int) -> str:
+    return reverse("strategies:strategy-detail", args=[strategy_id])
+
+
+def _with_last_backtest(strategies: QuerySet[Strategy], user, *, limit: int | None = None) -> list[Strategy]:
+    """Each strategy with `last_backtest` (the user's newest successful run of it, or None) and `runs`."""
+    newest = (
+        Backtest.objects.filter(strategy=OuterRef("pk"), owner=user, status=Backtest.Status.SUCCEEDED)
+        .order_by("-created_at")
+        .values("pk")[:1]
+    )
+    annotated = strategies.annotate(
+        last_backtest_id=Subquery(newest), runs=Count("backtests", filter=Q(backtests__owner=user))
+    ).select_related("coin")
+    rows = list(annotated[:limit] if limit is not None else annotated)
+    wanted = [row.last_backtest_id for row in rows if row.last_backtest_id]
+    found = {backtest.pk: backtest for backtest in Backtest.objects.filter(pk__in=wanted).only("pk", "metrics")}
+    for row in rows:
+        row.last_backtest = found.get(row.last_backtest_id)
+        last_return = _number((row.last_backtest.metrics if row.last_backtest else {}).get("total_return"))
+        row.last_return, row.last_return_tone = _signed_pct(last_return), tone(last_return)
+    return rows
+
+
+def _number(value) -> Decimal | None:
+    """A metric as an exact Decimal for display (metrics are JSON numbers or decimal strings, or null)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        return None
+    return number if number.is_finite() else None
+
+
+def _signed_pct(fraction: Decimal | None) -> str:
+    text = fraction_pct(fraction)
+    if fraction is None or text in {"0.00%", "-0.00%"}:
+        return text.lstrip("-")
+    return ("+" if fraction > 0 else MINUS) + text.lstrip("-")
+
+
+# --- list -----------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def strategy_list_view(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    published = _readable(user).filter(visibility=PUBLISHED).exclude(owner=user).select_related("owner")
+    context = {
+        "mine": _with_last_backtest(selectors.own_strategies(user), user),
+        "published": _with_last_backtest(published, user, limit=PUBLISHED_SHOWN),
+        "published_shown": PUBLISHED_SHOWN,
+    }
+    return render(request, "strategies/strategy_list.html", context)
+
+
+# --- create and edit -----------------------------------------------------------------------------
+
+
+def _form_page(request: HttpRequest, form: StrategyForm, *, status: int = 200) -> HttpResponse:
+    """The whole form, or (for htmx, when the kind changes) only the chosen kind's parameter inputs."""
+    if request.method == "GET" and _is_htmx(request):
+        response = render(request, "strategies/_params.html", {"form": form})
+    else:
+        kinds = [{"label": kind.label, "about": described(kind.description)} for kind in KINDS.values()]
+        context = {"form": form, "strategy": form.strategy, "kinds": kinds}
+        response = render(request, "strategies/strategy_form.html", context, status=status)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def strategy_create_view(request: HttpRequest) -> HttpResponse:
+    """GET shows the form (`?kind=` picks the kind); the POST creates the strategy."""
+    if request.method == "GET":
+        return _form_page(request, StrategyForm(user=request.user, kind=request.GET.get("kind")))
+    form = StrategyForm(request.POST, user=request.user)
+    if form.is_valid():
+        try:
+            strategy = services.create_strategy(owner=request.user, **form.service_arguments())
+        except (DomainError, ValidationError) as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(
+                request, f"Strategy “{strategy.name}” saved: run a backtest to see how it would have done."
+            )
+            return redirect(_strategy_url(strategy.pk))
+    return _form_page(request, form, status=400)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def strategy_edit_view(request: HttpRequest, strategy_id: int) -> HttpResponse:
+    """Only the owner edits: anyone else's strategy, published or not, is a 404 here."""
+    strategy = get_object_or_404(selectors.own_strategies(request.user), pk=strategy_id)
+    if request.method == "GET":
+        return _form_page(request, StrategyForm(user=request.user, strategy=strategy, kind=request.GET.get("kind")))
+    form = StrategyForm(request.POST, user=request.user, strategy=strategy)
+    if form.is_valid():
+        try:
+            services.update_strategy(strategy=strategy, user=request.user, **form.service_arguments())
+        except (DomainError, ValidationError) as exc:
+            _form_errors(form, exc)
+            strategy.refresh_from_db()  # the page shows what is stored, not the refused change
+        else:
+            messages.success(request, f"Strategy “{strategy.name}” updated.")
+            return redirect(_strategy_url(strategy.pk))
+    return _form_page(request, form, status=400)
+
+
+@login_required
+@require_POST
+def strategy_clone_view(request: HttpRequest, strategy_id: int) -> HttpResponse:
+    original = get_object_or_404(_readable(request.user), pk=strategy_id)
+    copy = services.clone_strategy(strategy=original, user=request.user)
+    messages.success(request, f"Cloned “{original.name}”: this private copy is yours to change and backtest.")
+    return redirect(_strategy_url(copy.pk))
+
+
+# --- a strategy ----------------------------------------------------------------------------------
+
+
+def _param_rows(strategy: Strategy) -> list[dict]:
+    kind = KINDS.get(strategy.kind)
+    if kind is None:
+        return [{"name": name, "label": name, "value": value, "help": ""} for name, value in strategy.params.items()]
+    return [
+        {
+            "name": param.name,
+            "label": param_label(param),
+            "value": strategy.params.get(param.name, param.default),
+            "help": param.description,
+        }
+        for param in kind.params
+    ]
+
+
+def _strategy_page(
+    request: HttpRequest, strategy: Strategy, *, form: BacktestForm | None = None, status: int = 200
+) -> HttpResponse:
+    user = request.user
+    cloned_from = None
+    if strategy.cloned_from_id:
+        cloned_from = _readable(user).filter(pk=strategy.cloned_from_id).first()
+    backtests = list(_own_backtests(user).filter(strategy=strategy).select_related(None)[:BACKTESTS_SHOWN])
+    for backtest in backtests:
+        total_return = _number(backtest.metrics.get("total_return"))
+        buy_and_hold = _number(backtest.metrics.get("buy_and_hold_return"))
+        backtest.total_return, backtest.total_return_tone = _signed_pct(total_return), tone(total_return)
+        backtest.buy_and_hold, backtest.buy_and_hold_tone = _signed_pct(buy_and_hold), tone(buy_and_hold)
+    context = {
+        "strategy": strategy,
+        "kind_description": described(KINDS[strategy.kind].description) if strategy.kind in KINDS else "",
+        "is_mine": strategy.owner_id == user.pk,
+        "params": _param_rows(strategy),
+        "cloned_from": cloned_from,
+        "cloned_from_gone": strategy.cloned_from_id is not None and cloned_from is None,
+        "backtests": backtests,
+        "form": form or BacktestForm(),
+    }
+    return render(request, "strategies/strategy_detail.html", context, status=status)
+
+
+@login_required
+@require_GET
+def strategy_detail_view(request: HttpRequest, strategy_id: int) -> HttpResponse:
+    return _strategy_page(request, get_object_or_404(_readable(request.user), pk=strategy_id))
+
+
+@login_required
+@require_POST
+def backtest_run_view(request: HttpRequest, strategy_id: int) -> HttpResponse:
+    """Queue a backtest of a readable strategy and go to its page, which shows progress until it is done."""
+    strategy = get_object_or_404(_readable(request.user), pk=strategy_id)
+    form = BacktestForm(request.POST)
+    if form.is_valid():
+        try:
+            backtest = services.queue_backtest(strategy=strategy, user=request.user, **form.service_arguments())
+        except (DomainError, ValidationError) as exc:
+            _form_errors(form, exc)
+        else:
+            return redirect("strategies:backtest-detail", backtest_id=backtest.pk)
+    return _strategy_page(request, strategy, form=form, status=400)
+
+
+# --- a backtest ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Card:
+    key: str
+    label: str
+    value: str
+    help: str
+    tone: str = ""
+    note: str = ""
+
+
+def _ratio(value: Decimal | None) -> str:
+    return "—" if value is None else f"{value:.2f}".replace("-", MINUS)
+
+
+def _metric_groups(backtest: Backtest) -> list[tuple[str, list[Card]]]:
+    """The metrics as cards with a one-line explanation each, grouped: return, risk, trading."""
+    m = {name: _number(value) for name, value in backtest.metrics.items()}
+    trades = int(m.get("trades") or 0)
+    duration = m.get("max_drawdown_duration_days")
+    drawdown = m.get("max_drawdown")
+    profit_factor = _ratio(m.get("profit_factor"))
+    if m.get("profit_factor") is None and trades and m.get("win_rate") == 1:
+        profit_factor = "No losses"
+    fee = f"{backtest.fee_bps.normalize():f}"
+    returns = [
+        Card(
+            "total_return",
+            "Total return",
+            _signed_pct(m.get("total_return")),
+            "Final equity over the initial capital, fees and slippage included.",
+            tone(m.get("total_return")),
+        ),
+        Card(
+            "cagr",
+            "CAGR",
+            _signed_pct(m.get("cagr")),
+            "The same result as a steady yearly growth rate (365-day years).",
+            tone(m.get("cagr")),
+        ),
+        Card(
+            "buy_and_hold_return",
+            "Buy & hold",
+            _signed_pct(m.get("buy_and_hold_return")),
+            "Buying on the first bar and holding to the last, with no fees.",
+            tone(m.get("buy_and_hold_return")),
+        ),
+        Card(
+            "final_equity",
+            "Final equity",
+            money(m.get("final_equity")),
+            f"Cash at the end, from {money(backtest.initial_capital)} at the start.",
+        ),
+    ]
+    risk = [
+        Card(
+            "max_drawdown",
+            "Max drawdown",
+            MINUS + fraction_pct(drawdown) if drawdown else fraction_pct(drawdown),
+            "The deepest fall of equity from a previous peak.",
+            "down" if drawdown else "",
+        ),
+        Card(
+            "max_drawdown_duration_days",
+            "Longest drawdown",
+            "—" if duration is None else f"{duration:.0f} day{'s' if round(duration) != 1 else ''}",
+            "The longest stretch spent below a previous equity peak.",
+        ),
+        Card(
+            "sharpe",
+            "Sharpe ratio",
+            _ratio(m.get("sharpe")),
+            "Mean daily return over its volatility, × √365, risk-free 0. Above 1 is good.",
+        ),
+        Card(
+            "sortino",
+            "Sortino ratio",
+            _ratio(m.get("sortino")),
+            "Like Sharpe, but only the losing days count as risk.",
+        ),
+    ]
+    trading = [
+        Card("trades", "Trades", f"{trades:,}", "Closed round trips: a buy and the sell that closes it."),
+        Card("win_rate", "Win rate", fraction_pct(m.get("win_rate"), 1), "Share of round trips that made money."),
+        Card(
+            "profit_factor",
+            "Profit factor",
+            profit_factor,
+            "Gross profit over gross loss; above 1 makes money.",
+        ),
+        Card("exposure", "Exposure", fraction_pct(m.get("exposure"), 1), "Share of the bars spent holding the coin."),
+        Card("fees_paid", "Fees paid", money(m.get("fees_paid")), f"{fee} bps on every buy and every sell."),
+    ]
+    return [("Return", returns), ("Risk", risk), ("Trading", trading)]
+
+
+def _day(day: date) -> str:
+    return f"{day:%b} {day.day}, {day.year}"
+
+
+def _range_note(backtest: Backtest) -> str:
+    """Why the bars used cover less than the range asked for (a whole bar or more missing), else ""."""
+    bar = timedelta(milliseconds=TIMEFRAMES.get(backtest.timeframe, TIMEFRAMES["1d"]))
+    reasons = []
+    if backtest.data_start and backtest.data_start - backtest.start >= bar:
+        reasons.append(f"stored history starts on {_day(_utc_date(backtest.data_start))}")
+    if backtest.data_end and backtest.end - backtest.data_end >= bar:
+        reasons.append(f"the last stored bar is on {_day(_utc_date(backtest.data_end))}")
+    if not reasons:
+        return ""
+    asked = f"{_day(_utc_date(backtest.start))} – {_day(_utc_date(backtest.end))}"
+    return f"You asked for {asked}, but {' and '.join(reasons)}: the test ran on the bars available."
+
+
+def _utc_date(moment: datetime | None) -> date | None:
+    return moment.astimezone(UTC).date() if moment else None
+
+
+def _quantity(value) -> Decimal | None:
+    number = _number(value)
+    return None if number is None else quantize(number, places=QUANTITY_PLACES)
+
+
+def _trade_rows(backtest: Backtest) -> list[dict]:
+    rows = []
+    for trade in backtest.trades:
+        pnl, ret = _number(trade.get("pnl")), _number(trade.get("return"))
+        rows.append(
+            {
+                "entry_time": from_ms(int(trade["entry_time"])),
+                "exit_time": from_ms(int(trade["exit_time"])),
+                "entry_price": trade.get("entry_price"),
+                "exit_price": trade.get("exit_price"),
+                "quantity": _quantity(trade.get("quantity")),
+                "pnl": pnl,
+                "return": _signed_pct(ret),
+                "tone": tone(pnl),
+            }
+        )
+    return rows
+
+
+def _backtest_context(backtest: Backtest, user) -> dict:
+    done = backtest.status == Backtest.Status.SUCCEEDED
+    requested = (_utc_date(backtest.start), _utc_date(backtest.end))
+    used = (_utc_date(backtest.data_start), _utc_date(backtest.data_end))
+    metrics = backtest.metrics if done else {}
+    waited = (timezone.now() - backtest.created_at).total_seconds()
+    strategy_return, market_return = _number(metrics.get("total_return")), _number(metrics.get("buy_and_hold_return"))
+    edge = strategy_return - market_return if strategy_return is not None and market_return is not None else None
+    return {
+        "backtest": backtest,
+        "strategy_readable": _readable(user).filter(pk=backtest.strategy_id).exists(),
+        "finished": backtest.status in {Backtest.Status.SUCCEEDED, Backtest.Status.FAILED},
+        "requested": requested,
+        "used": used,
+        "range_note": _range_note(backtest) if done else "",
+        "metric_groups": _metric_groups(backtest) if done else [],
+        "total_return": _signed_pct(strategy_return),
+        "total_return_tone": tone(strategy_return),
+        "buy_and_hold": _signed_pct(market_return),
+        "buy_and_hold_tone": tone(market_return),
+        "beat_market": edge is not None and edge > 0,
+        "edge": "—" if edge is None else f"{abs(edge) * 100:.2f}",
+        "final_equity": money(_number(metrics.get("final_equity"))),
+        "trade_rows": _trade_rows(backtest) if done else [],
+        "params": [(name, value) for name, value in backtest.params.items()],
+        "kind_label": KINDS[backtest.kind].label if backtest.kind in KINDS else backtest.kind,
+        "stuck": backtest.status == Backtest.Status.QUEUED and waited > QUEUED_HINT_AFTER_S,
+        "api_url": reverse("api:backtest-detail", args=[backtest.pk]),
+    }
+
+
+@login_required
+@require_GET
+def backtest_detail_view(request: HttpRequest, backtest_id) -> HttpResponse:
+    """The page, or for htmx the results block alone: it polls itself until the run has finished."""
+    backtest = get_object_or_404(_own_backtests(request.user).select_related("strategy", "coin"), pk=backtest_id)
+    template = "strategies/_backtest_results.html" if _is_htmx(request) else "strategies/backtest_detail.html"
+    response = render(request, template, _backtest_context(backtest, request.user))
+    patch_vary_headers(response, ["HX-Request"])
+    return response
