@@ -10,6 +10,13 @@ class StrategiesConfig(AppConfig):
 
         hooks.subscribe(on_prices_updated)
 
+    def seed_demo(self) -> list[str]:
+        from accounts.services import ensure_demo_user
+
+        from .services import seed_demo_strategies
+
+        return seed_demo_strategies(trader=ensure_demo_user()) or ["Demo strategies: left as they are."]
+
 
 def on_prices_updated(event) -> None:
     """After every committed price write: strategies trading on paper look at their newest bar."""

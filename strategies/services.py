@@ -444,3 +444,56 @@ def drift_report(run, *, now: datetime | None = None) -> dict:
         }
         report["return_difference"] = convert.to_number(report["paper"]["return"] - figures["total_return"])
     return report
+
+
+# --- demo -----------------------------------------------------------------------------------------
+
+DEMO_ANALYST_EMAIL = "analyst@cryptodesk.local"
+
+
+def seed_demo_strategies(*, trader) -> list[str]:
+    """A published strategy by a demo analyst (to clone) and a backtested one of the demo trader's; once."""
+    from datetime import timedelta
+
+    from accounts.models import User
+    from market.models import Coin
+
+    coin = Coin.objects.filter(pk="bitcoin", quote__isnull=False).first()
+    if coin is None or Strategy.objects.filter(owner=trader).exists():
+        return []
+    analyst, created = User.objects.get_or_create(
+        email=DEMO_ANALYST_EMAIL,
+        defaults={"display_name": "Demo Analyst", "role": User.Role.ANALYST, "email_verified": True},
+    )
+    if created:
+        analyst.set_unusable_password()  # a byline for published strategies, not a login
+        analyst.save()
+    if not Strategy.objects.filter(owner=analyst).exists():
+        create_strategy(
+            owner=analyst,
+            name="BTC RSI dip buyer",
+            kind="rsi_reversion",
+            params={"period": 14, "lower": 30, "upper": 65},
+            coin=coin,
+            description="Buys oversold dips, sells into strength.",
+            visibility=Strategy.Visibility.PUBLISHED,
+        )
+    strategy = create_strategy(
+        owner=trader,
+        name="BTC golden cross",
+        kind="sma_crossover",
+        params={"fast": 20, "slow": 50},
+        coin=coin,
+        description="The classic: in when the 20-day average crosses above the 50-day, out when it crosses back.",
+    )
+    end = timezone.now()
+    queue_backtest(
+        strategy=strategy,
+        user=trader,
+        start=end - timedelta(days=365),
+        end=end,
+        initial_capital=Decimal(10_000),
+        fee_bps=Decimal(10),
+        slippage_bps=Decimal(0),
+    )
+    return [f"Demo strategies: {strategy.name} (backtested) and a published one by {DEMO_ANALYST_EMAIL}."]

@@ -173,3 +173,18 @@ def test_seed_demo_gives_the_demo_account_a_portfolio(settings):
     assert portfolio.cash < 100000
     assert Watchlist.objects.filter(owner=portfolio.owner).count() == 1
     assert Alert.objects.filter(owner=portfolio.owner).count() == 1
+
+
+def test_seed_demo_gives_the_demo_account_strategies(django_capture_on_commit_callbacks):
+    from strategies.models import Backtest, Strategy
+
+    with django_capture_on_commit_callbacks(execute=True):  # the demo backtest runs once its row commits
+        call_command("seed_demo", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    assert "Demo strategies: left as they are." in out.getvalue()
+    mine = Strategy.objects.get(owner__email="demo@cryptodesk.local")
+    assert Strategy.objects.filter(visibility="published", owner__role="analyst").count() == 1
+    backtest = Backtest.objects.get(strategy=mine)
+    assert backtest.status == "succeeded", backtest.error
+    assert backtest.metrics["trades"] >= 1
