@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 
 from market.models import Coin
 from portfolios.forms import CoinChoiceField, amount_field
+from portfolios.models import Portfolio
 
 from .engine.kinds import KINDS, TIMEFRAMES, Kind, Param
 from .models import Strategy
@@ -232,3 +233,26 @@ class BacktestForm(forms.Form):
             "fee_bps": data["fee_bps"],
             "slippage_bps": data["slippage_bps"],
         }
+
+
+class PortfolioChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj) -> str:
+        return f"{obj.name} · ${obj.available_cash:,.2f}"
+
+
+class PaperRunForm(forms.Form):
+    """Which of the user's portfolios the strategy trades on paper."""
+
+    portfolio = PortfolioChoiceField(
+        queryset=None,
+        empty_label=None,
+        error_messages={
+            "required": "Choose one of your portfolios.",
+            "invalid_choice": "Choose one of your portfolios.",
+        },
+        help_text="The run trades with the cash this portfolio has available now (shown beside its name).",
+    )
+
+    def __init__(self, data=None, *, user, **kwargs):
+        super().__init__(data, **kwargs)
+        self.fields["portfolio"].queryset = Portfolio.objects.filter(owner=user).order_by("created_at", "id")

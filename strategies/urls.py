@@ -12,4 +12,8 @@ urlpatterns = [
     path("strategies/<int:strategy_id>/clone/", views.strategy_clone_view, name="strategy-clone"),
     path("strategies/<int:strategy_id>/backtests/", views.backtest_run_view, name="backtest-run"),
     path("backtests/<uuid:backtest_id>/", views.backtest_detail_view, name="backtest-detail"),
+    path("strategies/<int:strategy_id>/paper/", views.paper_run_start_view, name="paper-run-start"),
+    path("paper-runs/", views.paper_run_list_view, name="paper-run-list"),
+    path("paper-runs/<uuid:run_id>/", views.paper_run_detail_view, name="paper-run-detail"),
+    path("paper-runs/<uuid:run_id>/stop/", views.paper_run_stop_view, name="paper-run-stop"),
 ]

@@ -1,7 +1,9 @@
-"""Strategy and backtest pages: the list, the form built from the kind declarations, a strategy, a backtest.
+"""Strategy, backtest and paper-run pages: the list, the form built from the kind declarations, a strategy, a
+backtest, a strategy trading on paper with its drift report.
 
 A strategy page shows the user's own strategies and everyone's published ones; anything else is a 404, for
-operators too (they read the rest in the admin). Only the owner edits. A backtest is its runner's alone.
+operators too (they read the rest in the admin). Only the owner edits. A backtest and a paper run are their
+runner's alone.
 Changes are POSTs that call one service and redirect; a refusal is shown beside its field with status 400.
 """
 
@@ -11,6 +13,7 @@ from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -27,12 +30,13 @@ from portfolios.templatetags.portfolio_tags import fraction_pct, money, tone
 
 from . import selectors, services
 from .engine.kinds import KINDS, TIMEFRAMES
-from .forms import BacktestForm, StrategyForm, described, param_label
-from .models import Backtest, Strategy
+from .forms import BacktestForm, PaperRunForm, StrategyForm, described, param_label
+from .models import Backtest, PaperRun, Strategy
 
 PUBLISHED = Strategy.Visibility.PUBLISHED
 PUBLISHED_SHOWN = 100
 BACKTESTS_SHOWN = 20
+PAPER_RUNS_SHOWN = 20
 QUEUED_HINT_AFTER_S = 20  # a backtest still queued this long suggests no worker is listening
 MINUS = "\u2212"
 QUANTITY_PLACES = 8  # enough to read a trade's size; the exact figure is in the API
@@ -59,6 +63,10 @@ def _readable(user) -> QuerySet[Strategy]:
 
 def _own_backtests(user) -> QuerySet[Backtest]:
     return selectors.backtests_for(user).filter(owner=user)
+
+
+def _own_paper_runs(user) -> QuerySet[PaperRun]:
+    return PaperRun.objects.filter(owner=user).select_related("strategy", "portfolio", "coin")
 
 
 def _is_htmx(request: HttpRequest) -> bool:
@@ -206,7 +214,12 @@ def _param_rows(strategy: Strategy) -> list[dict]:
 
 
 def _strategy_page(
-    request: HttpRequest, strategy: Strategy, *, form: BacktestForm | None = None, status: int = 200
+    request: HttpRequest,
+    strategy: Strategy,
+    *,
+    form: BacktestForm | None = None,
+    paper_form: PaperRunForm | None = None,
+    status: int = 200,
 ) -> HttpResponse:
     user = request.user
     cloned_from = None
@@ -227,6 +240,8 @@ def _strategy_page(
         "cloned_from_gone": strategy.cloned_from_id is not None and cloned_from is None,
         "backtests": backtests,
         "form": form or BacktestForm(),
+        "paper_form": paper_form or PaperRunForm(user=user),
+        "paper_runs": list(_own_paper_runs(user).filter(strategy=strategy)[:PAPER_RUNS_SHOWN]),
     }
     return render(request, "strategies/strategy_detail.html", context, status=status)
 
@@ -437,3 +452,145 @@ def backtest_detail_view(request: HttpRequest, backtest_id) -> HttpResponse:
     response = render(request, template, _backtest_context(backtest, request.user))
     patch_vary_headers(response, ["HX-Request"])
     return response
+
+
+# --- paper trading ---------------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def paper_run_start_view(request: HttpRequest, strategy_id: int) -> HttpResponse:
+    """Trade a readable strategy on one of the user's portfolios; a refusal is shown beside the portfolio."""
+    strategy = get_object_or_404(_readable(request.user), pk=strategy_id)
+    form = PaperRunForm(request.POST, user=request.user)
+    if form.is_valid():
+        try:
+            run = services.start_paper_run(
+                strategy=strategy, user=request.user, portfolio=form.cleaned_data["portfolio"]
+            )
+        except (DomainError, ValidationError) as exc:
+            _form_errors(form, exc)
+        else:
+            messages.success(
+                request,
+                f"“{strategy.name}” now trades on paper in {run.portfolio.name}: it acts after each market sync "
+                "that brings a new bar.",
+            )
+            return redirect("strategies:paper-run-detail", run_id=run.pk)
+    return _strategy_page(request, strategy, paper_form=form, status=400)
+
+
+@login_required
+@require_GET
+def paper_run_list_view(request: HttpRequest) -> HttpResponse:
+    runs = list(_own_paper_runs(request.user).annotate(fill_count=Count("fills")))
+    return render(request, "strategies/paper_run_list.html", {"runs": runs})
+
+
+def _bar_time(moment: datetime, timeframe: str) -> str:
+    """A bar's time in UTC, as precise as its timeframe."""
+    moment = moment.astimezone(UTC)
+    return _day(moment.date()) if timeframe == "1d" else f"{_day(moment.date())} {moment:%H:%M}"
+
+
+def _points(difference: Decimal | None) -> str:
+    if difference is None:
+        return "—"
+    text = f"{abs(difference) * 100:.2f}"
+    if text == "0.00":
+        return "0.00 pp"
+    return ("+" if difference > 0 else MINUS) + text + " pp"
+
+
+def _drift_context(run: PaperRun) -> dict:
+    """The drift report shaped for the page: both returns, both trade lists, and why they can differ."""
+    try:
+        report = services.drift_report(run)
+    except ObjectDoesNotExist:  # the coin has lost its quote: nothing to value the paper holding at
+        return {"drift": None}
+    paper, backtest = report["paper"], report["backtest"]
+    paper_return = _number(paper["return"])
+    backtest_return = _number(backtest["return"]) if backtest else None
+    difference = _number(report["return_difference"])
+    fills = [
+        {
+            "time": fill["time"],
+            "bar": _bar_time(from_ms(int(fill["bar_time"])), run.timeframe),
+            "side": fill["side"],
+            "quantity": _quantity(fill["quantity"]),
+            "price": fill["price"],
+            "fee": fill["fee"],
+        }
+        for fill in paper["fills"]
+    ]
+    trades = [
+        {
+            "entry_time": _bar_time(from_ms(int(trade["entry_time"])), run.timeframe),
+            "exit_time": _bar_time(from_ms(int(trade["exit_time"])), run.timeframe),
+            "entry_price": trade["entry_price"],
+            "exit_price": trade["exit_price"],
+            "quantity": _quantity(trade["quantity"]),
+        }
+        for trade in (backtest["trades"] if backtest else [])
+    ]
+    active = run.status == PaperRun.Status.ACTIVE
+    bars = "daily" if run.timeframe == "1d" else "hourly"
+    explanations = [report["notes"]]
+    if not fills and active:
+        explanations.append(
+            "No fills yet: the strategy acts after the next market sync on a new bar, and only when its rule "
+            "signals a buy or a sell on that bar."
+        )
+    if backtest is None:
+        explanations.append(
+            f"No backtest to compare with yet: it needs at least two {bars} bars since the run started, "
+            "stored by the market sync."
+        )
+    else:
+        explanations.append(
+            "The backtest closes a position still open at the last bar's close; the paper run keeps holding it, "
+            "valued at the latest synced price."
+        )
+    explanations.append(
+        "An order refused at a sync (a stale price, say) is retried at the next one, so a paper fill can come a "
+        "bar later than the backtest's trade."
+    )
+    return {
+        "drift": report,
+        "period": report["period"],
+        "paper_return": _signed_pct(paper_return),
+        "paper_return_tone": tone(paper_return),
+        "paper_equity": money(_number(paper["equity"])),
+        "backtest_return": _signed_pct(backtest_return),
+        "backtest_return_tone": tone(backtest_return),
+        "backtest_equity": money(_number(backtest["equity"])) if backtest else "—",
+        "difference": _points(difference),
+        "fills": fills,
+        "backtest_trades": trades,
+        "explanations": explanations,
+    }
+
+
+@login_required
+@require_GET
+def paper_run_detail_view(request: HttpRequest, run_id) -> HttpResponse:
+    run = get_object_or_404(_own_paper_runs(request.user).select_related("coin__quote"), pk=run_id)
+    context = {
+        "run": run,
+        "strategy_readable": _readable(request.user).filter(pk=run.strategy_id).exists(),
+        "kind_label": KINDS[run.kind].label if run.kind in KINDS else run.kind,
+        "params": list(run.params.items()),
+        "last_bar": _bar_time(from_ms(run.last_bar_ms), run.timeframe) if run.last_bar_ms is not None else None,
+        **_drift_context(run),
+    }
+    return render(request, "strategies/paper_run_detail.html", context)
+
+
+@login_required
+@require_POST
+def paper_run_stop_view(request: HttpRequest, run_id) -> HttpResponse:
+    run = get_object_or_404(_own_paper_runs(request.user), pk=run_id)
+    if run.status == PaperRun.Status.ACTIVE:
+        services.stop_paper_run(run=run)
+        messages.success(request, "Paper run stopped: it places no more orders. What it bought stays in the portfolio.")
+    return redirect("strategies:paper-run-detail", run_id=run.pk)

@@ -2,6 +2,7 @@
 
 import re
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -10,9 +11,10 @@ from django.utils import timezone
 
 from conftest import PASSWORD, make_user
 from market.demo.snapshot import load_snapshot
-from market.models import Coin, Quote
+from market.models import Coin, PricePoint, Quote
+from portfolios import services as portfolio_services
 from strategies import services
-from strategies.models import Backtest, Strategy
+from strategies.models import Backtest, PaperRun, Strategy
 
 pytestmark = pytest.mark.django_db
 
@@ -522,3 +524,127 @@ def test_strategy_page_lists_only_my_backtests(bob_client, alice, bob, analyst, 
     page = bob_client.get(f"/strategies/{strategy.pk}/").content.decode()
     assert f"/backtests/{bobs.pk}/" in page
     assert f"/backtests/{alices.pk}/" not in page
+
+
+# --- paper trading -----------------------------------------------------------------------------------
+
+PAPER_DAY_0 = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=3)
+
+
+def add_bar(coin: Coin, day: int, price: str) -> None:
+    """A daily bar `day` days from day 0, and a fresh quote at that price."""
+    PricePoint.objects.create(coin=coin, ts=PAPER_DAY_0 + timedelta(days=day, hours=12), price=Decimal(price))
+    Quote.objects.update_or_create(
+        coin=coin, defaults={"current_price": Decimal(price), "last_updated": timezone.now()}
+    )
+
+
+@pytest.fixture
+def paper(alice):
+    """A falling test coin, alice's fast crossover on it and a funded portfolio."""
+    coin = Coin.objects.create(id="testcoin", symbol="tst", name="Test coin")
+    for day, price in enumerate(["10", "9", "8", "7"], start=-4):
+        add_bar(coin, day, price)
+    strategy = strategy_for(alice, coin, name="Fast cross", params={"fast": 2, "slow": 3})
+    portfolio = portfolio_services.create_portfolio(owner=alice, name="Paper", starting_cash=Decimal("10000"))
+    return strategy, portfolio
+
+
+def start_run(strategy, portfolio, owner) -> PaperRun:
+    return services.start_paper_run(strategy=strategy, user=owner, portfolio=portfolio)
+
+
+def test_start_a_paper_run_from_the_strategy_page(alice_client, alice, paper):
+    strategy, portfolio = paper
+    page = alice_client.get(f"/strategies/{strategy.pk}/").content.decode()
+    assert 'data-testid="paper-form"' in page
+    assert f'<option value="{portfolio.pk}"' in page
+    response = alice_client.post(f"/strategies/{strategy.pk}/paper/", {"portfolio": portfolio.pk}, follow=True)
+    run = PaperRun.objects.get()
+    assert response.redirect_chain == [(f"/paper-runs/{run.pk}/", 302)]
+    assert (run.owner, run.portfolio, run.status, run.capital) == (alice, portfolio, "active", Decimal("10000"))
+    assert "now trades on paper in Paper" in response.content.decode()
+    listed = alice_client.get(f"/strategies/{strategy.pk}/").content.decode()
+    assert f"/paper-runs/{run.pk}/" in listed
+    assert f"/paper-runs/{run.pk}/" in alice_client.get("/paper-runs/").content.decode()
+
+
+def test_refused_paper_runs_are_shown_beside_the_portfolio(alice_client, alice, bob, paper):
+    strategy, portfolio = paper
+    start_run(strategy, portfolio, alice)
+    url = f"/strategies/{strategy.pk}/paper/"
+    again = alice_client.post(url, {"portfolio": portfolio.pk})
+    assert again.status_code == 400
+    assert field_errors(again, "portfolio") == ["A strategy already trades testcoin in this portfolio."]
+    empty = portfolio_services.create_portfolio(owner=alice, name="Empty", starting_cash=Decimal("0"))
+    broke = alice_client.post(url, {"portfolio": empty.pk})
+    assert broke.status_code == 400
+    assert field_errors(broke, "portfolio") == ["This portfolio has no available cash to trade with."]
+    bobs = portfolio_services.create_portfolio(owner=bob, name="Bob's", starting_cash=Decimal("100"))
+    not_mine = alice_client.post(url, {"portfolio": bobs.pk})
+    assert not_mine.status_code == 400
+    assert field_errors(not_mine, "portfolio") == ["Choose one of your portfolios."]
+    assert f'<option value="{bobs.pk}"' not in not_mine.content.decode()
+    assert PaperRun.objects.count() == 1
+
+
+def test_run_page_without_fills_says_why(alice_client, alice, paper):
+    strategy, portfolio = paper
+    run = start_run(strategy, portfolio, alice)
+    page = alice_client.get(f"/paper-runs/{run.pk}/").content.decode()
+    for section in ("run", "drift", "paper-return", "backtest-return", "paper-fills", "backtest-trades", "drift-notes"):
+        assert f'data-testid="{section}"' in page
+    assert "No fills yet: the strategy acts after the next market sync on a new bar" in page
+    assert "needs at least two daily bars since the run started" in page
+    assert f"/portfolios/{portfolio.pk}/" in page
+    assert 'data-testid="stop"' in page
+
+
+def test_run_page_puts_paper_fills_beside_backtest_trades(alice_client, alice, paper):
+    strategy, portfolio = paper
+    run = start_run(strategy, portfolio, alice)
+    PaperRun.objects.filter(pk=run.pk).update(started_at=PAPER_DAY_0 - timedelta(minutes=1))
+    run.refresh_from_db()
+    add_bar(strategy.coin, 0, "12")  # the fast average crosses above: buy
+    services.evaluate_paper_run(run)
+    add_bar(strategy.coin, 1, "5")
+    add_bar(strategy.coin, 2, "3")  # and back below: sell
+    run.refresh_from_db()
+    services.evaluate_paper_run(run)
+    page = alice_client.get(f"/paper-runs/{run.pk}/").content.decode()
+    fills = page.split('data-testid="paper-fills"')[1].split('data-testid="backtest-trades"')[0]
+    assert 'class="side side-buy"' in fills
+    assert 'class="side side-sell"' in fills
+    trades = page.split('data-testid="backtest-trades"')[1].split('data-testid="drift-notes"')[0]
+    assert "1 round trip " in trades
+    assert "$12.00" in trades
+    assert "$3.00" in trades
+    assert "0.00 pp" in page  # same buys and sells at the same prices and fees: no drift
+    assert "fill at the last synced price" in page
+    assert "No fills yet" not in page
+
+
+def test_stop_a_paper_run(alice_client, alice, paper):
+    strategy, portfolio = paper
+    run = start_run(strategy, portfolio, alice)
+    response = alice_client.post(f"/paper-runs/{run.pk}/stop/", follow=True)
+    assert response.redirect_chain == [(f"/paper-runs/{run.pk}/", 302)]
+    run.refresh_from_db()
+    assert run.status == "stopped"
+    assert run.stopped_at is not None
+    page = response.content.decode()
+    assert "Paper run stopped" in page
+    assert 'data-testid="stop"' not in page
+    assert "No fills: the run stopped before its rule signalled a trade." in page
+    assert alice_client.post(f"/paper-runs/{run.pk}/stop/").status_code == 302  # stopping again changes nothing
+    assert alice_client.get(f"/paper-runs/{run.pk}/stop/").status_code == 405
+
+
+def test_another_users_paper_run_is_404_and_cannot_be_stopped(bob_client, alice, paper):
+    strategy, portfolio = paper
+    run = start_run(strategy, portfolio, alice)
+    assert bob_client.get(f"/paper-runs/{run.pk}/").status_code == 404
+    assert bob_client.post(f"/paper-runs/{run.pk}/stop/").status_code == 404
+    assert PaperRun.objects.get().status == "active"
+    assert f"/paper-runs/{run.pk}/" not in bob_client.get("/paper-runs/").content.decode()
+    assert bob_client.post(f"/strategies/{strategy.pk}/paper/", {"portfolio": portfolio.pk}).status_code == 404
