@@ -389,7 +389,11 @@ def drift_report(run, *, now: datetime | None = None) -> dict:
     start_ms = to_ms(run.started_at) // size * size
     trade_from = convert.index_at_or_after(times, start_ms) if len(times) else 0
     cash, held = _run_book(run)
-    price = run.coin.quote.current_price
+    quote = getattr(run.coin, "quote", None)
+    if quote is not None:
+        price = quote.current_price
+    else:  # no quote (yet): value the coins at the newest stored close
+        price = convert.to_decimal(float(closes[-1]), places=18) if len(closes) else Decimal(0)
     paper_equity = cash + (held * price).quantize(Decimal(1).scaleb(-18))
     fills = [
         {

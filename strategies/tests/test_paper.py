@@ -124,3 +124,12 @@ def test_drift_report_puts_paper_and_backtest_side_by_side(alice_api, alice, set
     assert drift["paper"]["return"] == pytest.approx(drift["backtest"]["return"], abs=1e-6)
     assert abs(drift["return_difference"]) < 1e-6
     assert "fill at the last synced price" in drift["notes"]
+
+
+def test_drift_report_without_a_quote_values_coins_at_the_last_close(alice, setup, coin):
+    strategy, portfolio = setup
+    run = services.start_paper_run(strategy=strategy, user=alice, portfolio=portfolio)
+    Quote.objects.filter(coin=coin).delete()
+    run = PaperRun.objects.select_related("coin").get(pk=run.pk)
+    report = services.drift_report(run)
+    assert report["paper"]["equity"] == "10000"
