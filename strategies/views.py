@@ -371,12 +371,12 @@ def _day(day: date) -> str:
 
 
 def _range_note(backtest: Backtest) -> str:
-    """Why the bars used cover less than the range asked for (a whole bar or more missing), else ""."""
+    """Why the bars used cover less than the range asked for (more than a bar missing at an end), else ""."""
     bar = timedelta(milliseconds=TIMEFRAMES.get(backtest.timeframe, TIMEFRAMES["1d"]))
     reasons = []
-    if backtest.data_start and backtest.data_start - backtest.start >= bar:
+    if backtest.data_start and backtest.data_start - backtest.start > bar:
         reasons.append(f"stored history starts on {_day(_utc_date(backtest.data_start))}")
-    if backtest.data_end and backtest.end - backtest.data_end >= bar:
+    if backtest.data_end and backtest.end - backtest.data_end > bar:
         reasons.append(f"the last stored bar is on {_day(_utc_date(backtest.data_end))}")
     if not reasons:
         return ""

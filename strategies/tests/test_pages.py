@@ -383,7 +383,7 @@ def test_run_backtest_redirects_to_results_with_metrics(alice_client, alice, mar
     ]:
         assert f'data-metric="{key}"' in page, key
     assert 'data-testid="data-range"' in page
-    assert 'data-testid="range-note"' in page  # the demo history starts a week after the requested start
+    assert 'data-testid="range-note"' not in page  # the demo year covers the default range (but its boundary bar)
     assert f'data-backtest-url="/api/v1/backtests/{backtest.pk}/"' in page
     assert 'data-chart="equity"' in page
     assert 'data-chart="drawdown"' in page
