@@ -9,6 +9,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from rest_framework.exceptions import ValidationError
 
 from cryptodesk.errors import DomainError
+from cryptodesk.forms import add_service_errors
 
 from . import selectors, services
 from .forms import ChangePasswordForm, ForgotPasswordForm, LoginForm, ProfileForm, RegisterForm, SetPasswordForm
@@ -16,17 +17,6 @@ from .middleware import BROWSER_SESSION_KEY
 from .models import User
 from .tokens import user_for_password_reset
 from .utils import client_of, site_url
-
-
-def _form_errors(form, exc: ValidationError | DomainError) -> None:
-    """A service's refusal, shown beside the field it concerns."""
-    if isinstance(exc, DomainError):
-        form.add_error(exc.field if exc.field in form.fields else None, exc.detail)
-        return
-    detail = exc.detail if isinstance(exc.detail, dict) else {None: exc.detail}
-    for field, errors in detail.items():
-        for error in errors if isinstance(errors, list) else [errors]:
-            form.add_error(field if field in form.fields else None, str(error))
 
 
 def _log_in(request: HttpRequest, user) -> None:
@@ -85,7 +75,7 @@ def register_view(request: HttpRequest) -> HttpResponse:
         try:
             user = services.register_user(**form.cleaned_data, base_url=site_url(request))
         except ValidationError as exc:
-            _form_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             _log_in(request, user)
             messages.success(request, f"Welcome to CryptoDesk! We sent a confirmation link to {user.email}.")
@@ -139,7 +129,7 @@ def password_reset_view(request: HttpRequest, uid: str, token: str) -> HttpRespo
         try:
             services.reset_password(user=user, new_password=form.cleaned_data["new_password"])
         except ValidationError as exc:
-            _form_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             messages.success(request, "Your password has been reset. Log in with the new one.")
             return redirect("accounts:login")
@@ -173,7 +163,7 @@ def settings_profile_view(request: HttpRequest) -> HttpResponse:
         try:
             services.update_profile(user=user, base_url=site_url(request), **form.cleaned_data)
         except ValidationError as exc:
-            _form_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             messages.success(request, "Profile saved.")
             return redirect("accounts:settings")
@@ -190,7 +180,7 @@ def settings_password_view(request: HttpRequest) -> HttpResponse:
                 user=request.user, **form.cleaned_data, keep_session_id=request.session.get(BROWSER_SESSION_KEY)
             )
         except ValidationError as exc:
-            _form_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             update_session_auth_hash(request, request.user)
             messages.success(request, "Password changed. Your other sessions were logged out.")

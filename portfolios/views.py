@@ -27,6 +27,7 @@ from rest_framework.exceptions import ValidationError
 from accounts import selectors as account_selectors
 from cryptodesk.api.scoping import owner_scoped
 from cryptodesk.errors import DomainError
+from cryptodesk.forms import add_service_errors
 from cryptodesk.money import as_str, mul, quantize
 from market import selectors as market_selectors
 from market.models import Coin
@@ -46,17 +47,6 @@ NOTIFICATIONS_PER_PAGE = 30
 
 
 # --- helpers ----------------------------------------------------------------------------------------
-
-
-def _form_errors(form, exc: ValidationError | DomainError) -> None:
-    """A service's refusal, shown beside the field it concerns."""
-    if isinstance(exc, DomainError):
-        form.add_error(exc.field if exc.field in form.fields else None, exc.detail)
-        return
-    detail = exc.detail if isinstance(exc.detail, dict) else {None: exc.detail}
-    for name, errors in detail.items():
-        for error in errors if isinstance(errors, list) else [errors]:
-            form.add_error(name if name in form.fields else None, str(error))
 
 
 def _own(qs: QuerySet, user) -> QuerySet:
@@ -153,7 +143,7 @@ def portfolio_create_view(request: HttpRequest) -> HttpResponse:
         try:
             portfolio = services.create_portfolio(owner=request.user, **form.cleaned_data)
         except (DomainError, ValidationError) as exc:
-            _form_errors(form, exc)
+            add_service_errors(form, exc)
         except IntegrityError:  # a double submit lost the race to its twin
             form.add_error("name", "You already have a portfolio with this name.")
         else:
@@ -389,7 +379,7 @@ def order_place_view(request: HttpRequest, portfolio_id: int) -> HttpResponse:
                 idempotency_key=f"ticket:{key}" if IDEMPOTENCY_KEY.match(key) else None,  # a double submit: one order
             )
         except (DomainError, ValidationError) as exc:
-            _form_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             order.refresh_from_db()  # a limit already through the market has filled on commit
             if not created:
@@ -428,7 +418,7 @@ def transfer_view(request: HttpRequest, portfolio_id: int) -> HttpResponse:
         try:
             transfer = services.transfer_cash(user=request.user, portfolio_id=portfolio.pk, **form.cleaned_data)
         except (DomainError, ValidationError) as exc:
-            _form_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             done = "Deposited" if transfer.kind == transfer.Kind.DEPOSIT else "Withdrew"
             messages.success(request, f"{done} {money(transfer.amount)}.")
@@ -484,7 +474,7 @@ def watchlist_create_view(request: HttpRequest) -> HttpResponse:
         try:
             watchlist = services.save_watchlist(owner=request.user, name=form.cleaned_data["name"], coin_ids=[])
         except (DomainError, ValidationError) as exc:
-            _form_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             messages.success(request, f"Watchlist “{watchlist.name}” created: add coins from the markets.")
             return redirect("portfolios:watchlists")
@@ -506,7 +496,7 @@ def watchlist_rename_view(request: HttpRequest, watchlist_id: int) -> HttpRespon
                 owner=request.user, name=form.cleaned_data["name"], coin_ids=_coin_ids(watchlist), watchlist=watchlist
             )
         except (DomainError, ValidationError) as exc:
-            _form_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             messages.success(request, f"Watchlist renamed to “{watchlist.name}”.")
             return redirect("portfolios:watchlists")

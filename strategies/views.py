@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from rest_framework.exceptions import ValidationError
 
 from cryptodesk.errors import DomainError
+from cryptodesk.forms import add_service_errors
 from cryptodesk.money import quantize
 from cryptodesk.timestamps import from_ms
 from portfolios.templatetags.portfolio_tags import fraction_pct, money, tone
@@ -43,17 +44,6 @@ QUANTITY_PLACES = 8  # enough to read a trade's size; the exact figure is in the
 
 
 # --- helpers ----------------------------------------------------------------------------------------
-
-
-def _form_errors(form, exc: ValidationError | DomainError) -> None:
-    """A service's refusal, shown beside the field it concerns ("params.fast" is a field of the form)."""
-    if isinstance(exc, DomainError):
-        form.add_error(exc.field if exc.field in form.fields else None, exc.detail)
-        return
-    detail = exc.detail if isinstance(exc.detail, dict) else {None: exc.detail}
-    for name, errors in detail.items():
-        for error in errors if isinstance(errors, list) else [errors]:
-            form.add_error(name if name in form.fields else None, str(error))
 
 
 def _readable(user) -> QuerySet[Strategy]:
@@ -157,7 +147,7 @@ def strategy_create_view(request: HttpRequest) -> HttpResponse:
         try:
             strategy = services.create_strategy(owner=request.user, **form.service_arguments())
         except (DomainError, ValidationError) as exc:
-            _form_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             messages.success(
                 request, f"Strategy “{strategy.name}” saved: run a backtest to see how it would have done."
@@ -178,7 +168,7 @@ def strategy_edit_view(request: HttpRequest, strategy_id: int) -> HttpResponse:
         try:
             services.update_strategy(strategy=strategy, user=request.user, **form.service_arguments())
         except (DomainError, ValidationError) as exc:
-            _form_errors(form, exc)
+            add_service_errors(form, exc)
             strategy.refresh_from_db()  # the page shows what is stored, not the refused change
         else:
             messages.success(request, f"Strategy “{strategy.name}” updated.")
@@ -262,7 +252,7 @@ def backtest_run_view(request: HttpRequest, strategy_id: int) -> HttpResponse:
         try:
             backtest = services.queue_backtest(strategy=strategy, user=request.user, **form.service_arguments())
         except (DomainError, ValidationError) as exc:
-            _form_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             return redirect("strategies:backtest-detail", backtest_id=backtest.pk)
     return _strategy_page(request, strategy, form=form, status=400)
@@ -469,7 +459,7 @@ def paper_run_start_view(request: HttpRequest, strategy_id: int) -> HttpResponse
                 strategy=strategy, user=request.user, portfolio=form.cleaned_data["portfolio"]
             )
         except (DomainError, ValidationError) as exc:
-            _form_errors(form, exc)
+            add_service_errors(form, exc)
         else:
             messages.success(
                 request,
