@@ -12,6 +12,22 @@ from portfolios.models import Holding, Order, Portfolio
 pytestmark = [needs_concurrent_db, pytest.mark.django_db(transaction=True)]
 
 
+def market_order(user, portfolio, side: str, quantity: str) -> int:
+    """Place a market order for bitcoin through the service: 201 if it filled, 400 if it was refused."""
+    try:
+        services.place_order(
+            user=user,
+            portfolio_id=portfolio.pk,
+            coin_id="bitcoin",
+            side=side,
+            type="market",
+            quantity=Decimal(quantity),
+        )
+    except services.OrderRefused:
+        return 400
+    return 201
+
+
 def _client(user_api) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=user_api._credentials["HTTP_AUTHORIZATION"])
@@ -42,18 +58,7 @@ def test_twenty_concurrent_sells_of_half_the_position_fill_at_most_twice(alice, 
     )
 
     def request(index: int) -> int:
-        try:
-            services.place_order(
-                user=alice,
-                portfolio_id=alice_portfolio.pk,
-                coin_id="bitcoin",
-                side="sell",
-                type="market",
-                quantity=Decimal("5"),
-            )
-        except services.OrderRefused:
-            return 400
-        return 201
+        return market_order(alice, alice_portfolio, "sell", "5")
 
     statuses = run_concurrently(20, request)
     assert statuses.count(201) == 2
@@ -63,18 +68,7 @@ def test_twenty_concurrent_sells_of_half_the_position_fill_at_most_twice(alice, 
 
 def test_twenty_concurrent_buys_of_sixty_percent_of_cash_fill_at_most_once(alice, alice_portfolio):
     def request(index: int) -> int:
-        try:
-            services.place_order(
-                user=alice,
-                portfolio_id=alice_portfolio.pk,
-                coin_id="bitcoin",
-                side="buy",
-                type="market",
-                quantity=Decimal("60"),
-            )
-        except services.OrderRefused:
-            return 400
-        return 201
+        return market_order(alice, alice_portfolio, "buy", "60")
 
     statuses = run_concurrently(20, request)
     assert statuses.count(201) == 1
