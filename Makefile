@@ -43,10 +43,12 @@ check: $(STAMP)
 	DJANGO_SETTINGS_MODULE=cryptodesk.settings_test $(BIN)/python manage.py makemigrations --check --dry-run
 
 test: lint check
+	@echo "Exactness on the embedded default (SQLite, local memory), then everything on the configured services:"
+	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(BIN)/python -m pytest -q cryptodesk/tests/test_exact_decimals.py portfolios/tests/test_numbers.py
 	$(BIN)/python -m pytest
 
 worker: $(STAMP)
-	$(BIN)/celery -A cryptodesk worker --loglevel=INFO
+	$(BIN)/celery -A cryptodesk worker -Q celery,backtests --loglevel=INFO
 
 beat: $(STAMP)
 	$(BIN)/celery -A cryptodesk beat --loglevel=INFO

@@ -19,3 +19,15 @@ class Conflict(DomainError):
     status = 409
     slug = "conflict"
     title = "Conflict with the current state"
+
+
+class FieldErrors(DomainError):
+    """Several fields refused at once: `errors` is {field: [messages]}, the first one is the detail."""
+
+    slug = "validation-error"
+    title = "Your request has invalid fields"
+
+    def __init__(self, errors: dict[str, list[str]], *, headers: dict[str, str] | None = None):
+        field, messages = next(iter(errors.items()))
+        super().__init__(messages[0], field=field, headers=headers)
+        self.errors = {name: list(messages) for name, messages in errors.items()}

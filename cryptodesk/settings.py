@@ -15,8 +15,37 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 # --- core -------------------------------------------------------------------------------------
 DEBUG = env_bool("DEBUG", default=False)
+
+
+def _development_secret_key(path: Path) -> str:
+    """One key for every process of a development checkout: made once, then read from a git-ignored file.
+
+    A key per process would make each worker reject the sessions and tokens the others signed.
+    """
+    try:
+        if not path.exists():
+            draft = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(get_random_secret_key() + "\n")
+            try:
+                os.link(draft, path)  # atomic: the first process wins, the others read its key
+            except FileExistsError:
+                pass
+            finally:
+                draft.unlink()
+        key = path.read_text().strip()
+    except OSError as exc:
+        config_error("SECRET_KEY", f"is not set and {path} cannot be used ({exc.strerror})")
+    if len(key) < 32:
+        config_error("SECRET_KEY", f"is not set and {path} holds no usable key (delete it to make a new one)")
+    return key
+
+
 SECRET_KEY = os.environ.get("SECRET_KEY") or (
-    get_random_secret_key() if DEBUG else config_error("SECRET_KEY", "is required when DEBUG is off")
+    _development_secret_key(Path(os.environ.get("SECRET_KEY_FILE") or BASE_DIR / ".secret_key"))
+    if DEBUG
+    else config_error("SECRET_KEY", "is required when DEBUG is off")
 )
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", default=["http://localhost:8000", "http://127.0.0.1:8000"])
@@ -57,7 +86,7 @@ MIDDLEWARE = [
     "accounts.middleware.DeviceSessionMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "cryptodesk.api.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "cryptodesk.urls"
@@ -93,6 +122,7 @@ try:
 except ValueError:
     config_error("DATABASE_URL", "is not a valid database URL")  # never echo it: it holds a password
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["ENGINE"] = "cryptodesk.db.sqlite3"  # decimals keep every digit (see its docstring)
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -128,7 +158,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# backtests are long and CPU-bound: their own queue, so a burst of them never delays syncs and fills
+CELERY_TASK_ROUTES = {"strategies.tasks.run_backtest_task": {"queue": "backtests"}}
+BACKTEST_MAX_ACTIVE_PER_USER = env_int("BACKTEST_MAX_ACTIVE_PER_USER", default=3, minimum=1)
 CELERY_BEAT_SCHEDULE = {
+    "reap-backtests": {
+        "task": "strategies.tasks.reap_backtests_task",
+        "schedule": crontab(minute="*/5"),
+        "options": {"expires": 4 * 60},
+    },
     "purge-expired-sessions": {
         "task": "accounts.tasks.purge_expired_sessions_task",
         "schedule": crontab(minute=17),
@@ -166,6 +204,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     "demo-ticker": {  # does nothing unless DEMO_TICKER=1
         "task": "market.tasks.demo_tick_task",
+        "schedule": crontab(),
+        "options": {"expires": 50},
+    },
+    "relay-outbox": {
+        "task": "cryptodesk.tasks.relay_outbox_task",
         "schedule": crontab(),
         "options": {"expires": 50},
     },
@@ -214,6 +257,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "cryptodesk.api.negotiation.SingleRendererNegotiation",
     "DEFAULT_PARSER_CLASSES": [
         "cryptodesk.api.parsers.DecimalJSONParser",
         "rest_framework.parsers.FormParser",

@@ -1,24 +1,42 @@
 """Versioned response caching for hot read endpoints: bytes built once per data version, ETag and 304."""
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 from django.core.cache import cache
-from django.http import HttpRequest, HttpResponse, HttpResponseNotModified
+from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, QueryDict
 from django.utils.http import http_date, parse_etags
 from rest_framework.renderers import JSONRenderer
 
 CACHE_TTL_S = 60 * 60  # a new data version makes old entries unreachable long before this
 
 
-def cache_key(namespace: str, version: str, request: HttpRequest | None = None, *, variant: str = "") -> str:
-    """One entry per data version and request shape (host included: paginated bodies carry absolute links)."""
-    if request is not None:
-        query = "&".join(sorted(f"{k}={v}" for k, values in request.GET.lists() for v in values))
-        variant = f"{request.get_host()}{request.path}?{query}{variant}"
-    digest = hashlib.sha256(variant.encode()).hexdigest()[:24]
+def cache_key(
+    namespace: str, version: str, *, params: Mapping[str, object] | None = None, host: str = "", variant: str = ""
+) -> str:
+    """One entry per data version and normalised request: the parameters the endpoint reads, sorted.
+
+    Build `params` with `known_params` (or from validated input), never from the raw query string: a
+    parameter the endpoint ignores must not make an entry of its own. `host` is for bodies with absolute links.
+    """
+    shape = "&".join(f"{name}={params[name]}" for name in sorted(params or {}))
+    digest = hashlib.sha256(f"{host}|{variant}|{shape}".encode()).hexdigest()[:24]
     return f"api-cache:{namespace}:{version}:{digest}"
+
+
+def known_params(
+    query: QueryDict, names: Iterable[str], *, defaults: Mapping[str, object] | None = None
+) -> dict[str, object]:
+    """The named parameters only, each with its last value (as Django reads it), blanks dropped, defaults filled."""
+    found: dict[str, object] = dict(defaults or {})
+    for name in names:
+        value = query.get(name, "")
+        if isinstance(value, str):
+            value = value.strip()
+        if value != "":
+            found[name] = value
+    return found
 
 
 def store(key: str, data, *, modified: datetime | None, ttl_s: int = CACHE_TTL_S) -> tuple[bytes, str, str | None]:

@@ -2,10 +2,23 @@
 
 from rest_framework import serializers
 
-from cryptodesk.money import AMOUNT, PERCENT
+from cryptodesk.money import AMOUNT, PERCENT, NumberRejected, parse_bounded_decimal
 
 
-class AmountField(serializers.DecimalField):
+class BoundedDecimalField(serializers.DecimalField):
+    """DRF's DecimalField, but the input is size-checked before any conversion: plain ASCII numbers only."""
+
+    def to_internal_value(self, data):
+        try:
+            value = parse_bounded_decimal(data)
+        except NumberRejected as exc:
+            if exc.code != "too_large":
+                self.fail("invalid")
+            raise serializers.ValidationError(str(exc), code=exc.code) from None
+        return self.quantize(self.validate_precision(value))
+
+
+class AmountField(BoundedDecimalField):
     """Money or a quantity: (38, 18), leaves as a JSON string such as "0.12345678"."""
 
     def __init__(self, **kwargs):
@@ -16,7 +29,12 @@ class AmountField(serializers.DecimalField):
         super().__init__(**kwargs)
 
     def to_representation(self, value):
-        text = super().to_representation(value)
+        from decimal import localcontext
+
+        from cryptodesk.money import CONTEXT
+
+        with localcontext(CONTEXT):  # DRF's normalize() would round to the default 28 digits
+            text = super().to_representation(value)
         return _plain(text) if isinstance(text, str) else text
 
 

@@ -7,10 +7,11 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from cryptodesk.errors import DomainError
+from cryptodesk.errors import DomainError, FieldErrors
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 logger = logging.getLogger("cryptodesk.api")
@@ -82,10 +83,29 @@ def _validation_body(exc: exceptions.ValidationError) -> dict:
     )
 
 
+class ProblemJSONRenderer(JSONRenderer):
+    media_type = PROBLEM_CONTENT_TYPE
+    format = "problem+json"
+
+
+def _render_as_problem(context: dict) -> None:
+    """An error is problem JSON whatever the client negotiated (`?format=csv` included).
+
+    DRF renders the response with the request's negotiated renderer, so that is the one to replace.
+    """
+    request = context.get("request")
+    if request is not None:
+        request.accepted_renderer = ProblemJSONRenderer()
+        request.accepted_media_type = PROBLEM_CONTENT_TYPE
+
+
 def exception_handler(exc: Exception, context: dict) -> Response:
     """DRF's EXCEPTION_HANDLER: every error leaves as application/problem+json."""
+    _render_as_problem(context)
     if isinstance(exc, DomainError):
         extra = {"errors": {exc.field: [exc.detail]}} if exc.field else {}
+        if isinstance(exc, FieldErrors):
+            extra = {"errors": exc.errors}
         body = problem(exc.status, slug=exc.slug, title=exc.title, detail=exc.detail, **extra)
         return Response(body, status=exc.status, headers=exc.headers, content_type=PROBLEM_CONTENT_TYPE)
 

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ def _inherited() -> dict[str, str]:
 
 def run_check(**env: str) -> subprocess.CompletedProcess:
     clean = _inherited()
+    clean["SECRET_KEY_FILE"] = str(Path(tempfile.gettempdir()) / "cryptodesk-check.secret_key")  # not the checkout's
     clean.update(env)
     clean["DJANGO_SETTINGS_MODULE"] = "cryptodesk.settings"
     return subprocess.run(  # noqa: S603 - our own interpreter and manage.py
@@ -65,3 +67,43 @@ def test_deploy_check_is_clean_with_debug_off():
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _development_key(key_file: Path) -> subprocess.Popen:
+    env = _inherited()
+    env.update(DEBUG="1", SECRET_KEY_FILE=str(key_file))
+    return subprocess.Popen(  # noqa: S603 - our own interpreter importing our settings
+        [sys.executable, "-c", "from cryptodesk import settings; print(settings.SECRET_KEY)"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _keys(processes: list[subprocess.Popen]) -> list[str]:
+    outputs = [process.communicate(timeout=60) for process in processes]
+    assert all(process.returncode == 0 for process in processes), [err for _, err in outputs]
+    return [out.strip() for out, _ in outputs]
+
+
+def test_debug_without_secret_key_uses_one_stable_development_key(tmp_path):
+    key_file = tmp_path / ".secret_key"
+    first = _keys([_development_key(key_file)])
+    second = _keys([_development_key(key_file)])
+    assert first == second
+    assert len(first[0]) >= 50
+    assert key_file.read_text().strip() == first[0]
+    assert key_file.stat().st_mode & 0o077 == 0  # readable by its owner only
+
+
+def test_workers_starting_together_agree_on_the_development_key(tmp_path):
+    key_file = tmp_path / ".secret_key"
+    keys = _keys([_development_key(key_file) for _ in range(6)])
+    assert len(set(keys)) == 1
+    assert key_file.read_text().strip() == keys[0]
+
+
+def test_the_development_key_file_is_ignored_by_git():
+    assert ".secret_key" in (ROOT / ".gitignore").read_text().split()

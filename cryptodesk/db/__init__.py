@@ -1,0 +1,1 @@
+"""Database backends of our own: an SQLite that keeps every digit of a decimal."""
