@@ -2,10 +2,32 @@
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.forms import AdminPasswordChangeForm, AdminUserCreationForm, UserChangeForm
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 
-from . import services
+from . import services, views
 from .models import DeviceSession, User
+
+
+def admin_login(request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+    """The site's login (throttle, device session) behind /admin/login/."""
+    return views.admin_login_view(request)
+
+
+def admin_logout(request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+    """The site's logout: the device session ends with the browser session."""
+    return views.logout_view(request)
+
+
+def admin_password_change(request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+    """Operators change their own password in settings, where the other sessions are ended."""
+    return redirect("accounts:settings")
+
+
+admin.site.login = admin_login
+admin.site.logout = admin_logout
+admin.site.password_change = admin_password_change
 
 
 class DeviceSessionInline(admin.TabularInline):
@@ -32,10 +54,21 @@ class UserEditForm(UserChangeForm):
         fields = "__all__"
 
 
+class OperatorPasswordChangeForm(AdminPasswordChangeForm):
+    """An operator's new password (or none) ends every session and token of the user at once."""
+
+    def save(self, commit: bool = True) -> User:
+        user = super().save(commit=commit)
+        if commit:
+            services.revoke_sessions(user=user, reason="password changed by an operator")
+        return user
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     form = UserEditForm
     add_form = UserCreationForm
+    change_password_form = OperatorPasswordChangeForm
     ordering = ["email"]
     list_display = ["email", "display_name", "role", "email_verified", "is_active", "date_joined", "last_login"]
     list_filter = ["role", "email_verified", "is_active"]
@@ -58,6 +91,12 @@ class UserAdmin(BaseUserAdmin):
             services.deactivate_user(user=user)
             count += 1
         self.message_user(request, f"Deactivated {count} user(s); their sessions were revoked.", messages.SUCCESS)
+
+    def delete_model(self, request, obj) -> None:
+        services.delete_account(user=obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        services.delete_users(users=queryset)
 
     def save_model(self, request, obj, form, change) -> None:
         super().save_model(request, obj, form, change)

@@ -45,6 +45,15 @@ class ChangePasswordForm(SetPasswordForm):
 
 class ProfileForm(forms.ModelForm):
     timezone = forms.ChoiceField(choices=[(name, name) for name in sorted(zoneinfo.available_timezones())])
+    current_password = forms.CharField(
+        strip=False,
+        required=False,
+        label="Current password",
+        help_text="Needed only to change your email address.",
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+    field_order = ["email", "current_password", "display_name", "base_currency", "timezone"]
 
     class Meta:
         model = User

@@ -1,5 +1,6 @@
 """Browser sessions are device sessions too: revoke one from anywhere and that browser is logged out."""
 
+from django.conf import settings
 from django.contrib.auth import logout
 
 from .services import is_session_active, touch_session
@@ -13,6 +14,8 @@ class DeviceSessionMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+            return self.get_response(request)  # no browser session to check (bearer API calls): nothing to look up
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
             session_id = request.session.get(BROWSER_SESSION_KEY)

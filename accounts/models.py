@@ -124,6 +124,12 @@ class DeviceSession(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="device_sessions")
     kind = models.CharField(max_length=8, choices=Kind.choices)
     refresh_jti = models.CharField(max_length=64, blank=True, help_text="The one refresh token that may be used next.")
+    previous_refresh_jti = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The refresh token rotated away last: a race loser, not a thief, for a moment.",
+    )
+    rotated_at = models.DateTimeField(null=True, blank=True)
     browser_session_key = models.CharField(max_length=40, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
     device = models.CharField(max_length=120, blank=True)

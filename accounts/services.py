@@ -1,8 +1,8 @@
 """Account writes: registration, device sessions and their tokens, verification, passwords."""
 
+import functools
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import partial
 from importlib import import_module
 
 from django.conf import settings
@@ -10,24 +10,25 @@ from django.contrib.auth import authenticate, password_validation
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import IntegrityError, router, transaction
+from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 from ua_parser import parse as parse_user_agent
 
-from cryptodesk.errors import Conflict, DomainError
+from cryptodesk.errors import Conflict, DomainError, FieldErrors
+from cryptodesk.outbox import enqueue_on_commit
 
 from .models import DeviceSession, User
-from .throttling import take_login_slot
+from .tasks import send_email_task
+from .throttling import hit, take_login_slot
 from .tokens import make_email_verification_token, make_password_reset_token, read_email_verification_token
 
 SESSION_CLAIM = "sid"
 _ACTIVE_CACHE_S = 15 * 60  # as long as an access token lives
+REFRESH_REUSE_GRACE = timedelta(seconds=10)  # concurrent refreshes of one token: the losers are not thieves
 
 
 class InvalidCredentials(DomainError):
@@ -100,15 +101,21 @@ def authenticate_login(*, email: str, password: str, client: Client, request=Non
 # --- registration and profile -------------------------------------------------------------------
 
 
-def _email_taken() -> Exception:
-    return ValidationError({"email": ["An account with this email address already exists."]})
+EMAIL_TAKEN = "An account with this email address already exists."
 
 
-def validate_new_password(password: str, *, user: User | None = None, field: str = "password") -> None:
+def _password_problems(password: str, *, user: User | None) -> list[str]:
     try:
         password_validation.validate_password(password, user=user)
     except DjangoValidationError as exc:
-        raise ValidationError({field: list(exc.messages)}) from None
+        return list(exc.messages)
+    return []
+
+
+def validate_new_password(password: str, *, user: User | None = None, field: str = "password") -> None:
+    problems = _password_problems(password, user=user)
+    if problems:
+        raise FieldErrors({field: problems})
 
 
 @transaction.atomic
@@ -116,39 +123,50 @@ def register_user(*, email: str, password: str, display_name: str = "", base_url
     email = User.objects.normalize_email_address(email)
     candidate = User(email=email, display_name=display_name)
     errors: dict[str, list[str]] = {}
-    try:
-        validate_new_password(password, user=candidate)
-    except ValidationError as exc:
-        errors.update(exc.detail)
     if User.objects.filter(email__iexact=email).exists():
-        errors.update(_email_taken().detail)
+        errors["email"] = [EMAIL_TAKEN]
+    if problems := _password_problems(password, user=candidate):
+        errors["password"] = problems
     if errors:
-        raise ValidationError(errors)  # every problem at once, each beside its field
+        raise FieldErrors(errors)  # every problem at once, each beside its field
     candidate.set_password(password)
     try:
         with transaction.atomic():
             candidate.save()
     except IntegrityError:  # a concurrent registration won the race
-        raise _email_taken() from None
-    transaction.on_commit(partial(send_verification_email, user_id=candidate.pk, base_url=base_url))
+        raise DomainError(EMAIL_TAKEN, field="email") from None
+    _queue_verification_email(user=candidate, base_url=base_url)
     return candidate
 
 
 @transaction.atomic
-def update_profile(*, user: User, base_url: str, **changes) -> User:
+def update_profile(*, user: User, base_url: str, current_password: str | None = None, **changes) -> User:
+    """Save profile fields. A new email needs the current password and starts unconfirmed; the old one is told."""
     email = changes.pop("email", None)
-    for field, value in changes.items():
-        setattr(user, field, value)
+    old_email, old_email_verified = user.email, user.email_verified
     email_changed = email is not None and User.objects.normalize_email_address(email) != user.email
     if email_changed:
+        if not current_password:
+            raise DomainError("Enter your current password to change your email address.", field="current_password")
+        if not user.check_password(current_password):
+            raise DomainError("Your current password is not correct.", field="current_password")
         email = User.objects.normalize_email_address(email)
         if User.objects.filter(email__iexact=email).exclude(pk=user.pk).exists():
-            raise _email_taken()
+            raise DomainError(EMAIL_TAKEN, field="email")
         user.email, user.email_verified = email, False
+    for field, value in changes.items():
+        setattr(user, field, value)
     user.full_clean(exclude=["password"])
     user.save()
     if email_changed:
-        transaction.on_commit(partial(send_verification_email, user_id=user.pk, base_url=base_url))
+        _queue_verification_email(user=user, base_url=base_url)
+        _queue_mail(
+            to=old_email,
+            confirmed=old_email_verified,
+            subject="Your CryptoDesk email address was changed",
+            template="accounts/email/email_changed.txt",
+            context={"user": user, "old_email": old_email, "new_email": user.email},
+        )
     return user
 
 
@@ -156,6 +174,18 @@ def update_profile(*, user: User, base_url: str, **changes) -> User:
 def delete_account(*, user: User) -> None:
     revoke_sessions(user=user, reason="account deleted")
     user.delete()
+
+
+@transaction.atomic
+def delete_users(*, users: QuerySet[User]) -> int:
+    """Operators' bulk delete: every session and cached row of those users dies with them."""
+    doomed = list(users)
+    for user in doomed:
+        revoke_sessions(user=user, reason="account deleted")
+    User.objects.filter(pk__in=[user.pk for user in doomed]).delete()
+    for user in doomed:
+        forget_user(user.pk)
+    return len(doomed)
 
 
 @transaction.atomic
@@ -170,18 +200,31 @@ def deactivate_user(*, user: User) -> None:
 # --- email ------------------------------------------------------------------------------------
 
 
-def _send(*, to: str, subject: str, template: str, context: dict) -> None:
-    body = render_to_string(template, context)
-    send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [to])
+RESENDS_PER_HOUR = 3
 
 
-def send_verification_email(*, user_id: int, base_url: str) -> None:
-    user = User.objects.filter(pk=user_id, is_active=True).first()
-    if user is None or user.email_verified:
+class ResendThrottled(DomainError):
+    status = 429
+    slug = "throttled"
+    title = "Too many confirmation emails"
+
+
+def _queue_mail(*, to: str, confirmed: bool, subject: str, template: str, context: dict) -> None:
+    """Queue one email for after commit (an SMTP outage is retried, never the request's problem).
+
+    Nothing goes to an address that is not confirmed: only the confirmation link itself may.
+    """
+    if not confirmed:
         return
+    body = render_to_string(template, context)
+    enqueue_on_commit(send_email_task, to=to, subject=subject, body=body)
+
+
+def _queue_verification_email(*, user: User, base_url: str) -> None:
     link = f"{base_url.rstrip('/')}/verify-email/?token={make_email_verification_token(user)}"
-    _send(
+    _queue_mail(
         to=user.email,
+        confirmed=True,  # the one mail that confirms it
         subject="Confirm your CryptoDesk email address",
         template="accounts/email/verify_email.txt",
         context={"user": user, "link": link, "hours": settings.EMAIL_VERIFICATION_TIMEOUT // 3600},
@@ -189,9 +232,17 @@ def send_verification_email(*, user_id: int, base_url: str) -> None:
 
 
 def resend_verification_email(*, user: User, base_url: str) -> None:
+    """Another confirmation link: at most RESENDS_PER_HOUR an hour per account, whatever the device."""
     if user.email_verified:
         raise Conflict("Your email address is already verified.")
-    send_verification_email(user_id=user.pk, base_url=base_url)
+    verdict = hit(f"verification-resend:{user.pk}", limit=RESENDS_PER_HOUR, window_s=3600)
+    if not verdict.allowed:
+        minutes = -(-verdict.retry_after_s // 60)
+        raise ResendThrottled(
+            f"Too many confirmation emails. Try again in {minutes} minute{'s' if minutes != 1 else ''}.",
+            headers={"Retry-After": str(verdict.retry_after_s)},
+        )
+    _queue_verification_email(user=user, base_url=base_url)
 
 
 @transaction.atomic
@@ -216,8 +267,9 @@ def request_password_reset(*, email: str, base_url: str) -> None:
     if user is None:
         return
     uid, token = make_password_reset_token(user)
-    _send(
+    _queue_mail(
         to=user.email,
+        confirmed=user.email_verified,
         subject="Reset your CryptoDesk password",
         template="accounts/email/password_reset.txt",
         context={
@@ -241,7 +293,7 @@ def reset_password(*, user: User, new_password: str) -> None:
 @transaction.atomic
 def change_password(*, user: User, old_password: str, new_password: str, keep_session_id=None) -> None:
     if not user.check_password(old_password):
-        raise ValidationError({"old_password": ["Your current password is not correct."]})
+        raise DomainError("Your current password is not correct.", field="old_password")
     validate_new_password(new_password, user=user, field="new_password")
     user.set_password(new_password)
     user.save(update_fields=["password"])
@@ -277,21 +329,54 @@ def forget_user(user_id) -> None:
     cache.delete(_user_key(user_id))
 
 
-def session_user(*, session_id, user_id) -> User | None:
-    """The live user behind an access token, in one cache round trip once warm (no query)."""
-    active_key, user_key = _active_key(session_id), _user_key(user_id)
-    found = cache.get_many([active_key, user_key])
+@functools.cache
+def _user_columns() -> tuple[str, ...]:
+    return tuple(field.attname for field in User._meta.concrete_fields)
+
+
+def _cached_user_values(user: User) -> dict:
+    """The user's row as plain values: cheaper to unpickle than a model, and it outlives no schema change."""
+    return {name: getattr(user, name) for name in _user_columns()}
+
+
+def _user_from_cached_values(values) -> User | None:
+    """The user the cached row describes, built without a query; None if the row has another shape."""
+    columns = _user_columns()
+    if not isinstance(values, dict) or len(values) != len(columns):
+        return None
+    try:
+        row = [values[name] for name in columns]
+    except KeyError:
+        return None
+    return User.from_db(router.db_for_read(User), columns, row)
+
+
+def session_cache_keys(*, session_id, user_id) -> list[str]:
+    """The cache keys session_user reads: a caller may fetch them in a round trip it makes anyway."""
+    return [_active_key(session_id), _user_key(user_id)]
+
+
+def session_user(*, session_id, user_id, cached: dict | None = None) -> User | None:
+    """The live user behind an access token, in one cache round trip once warm (no query); none at all when
+    the caller passes what it fetched of session_cache_keys as `cached`.
+    """
+    active_key, user_key = session_cache_keys(session_id=session_id, user_id=user_id)
+    found = cache.get_many([active_key, user_key]) if cached is None else cached
     active = found.get(active_key)
     if active is None:
         active = 1 if is_session_active(session_id) else 0
     if active != 1:
         return None
-    user = found.get(user_key)
+    cached = found.get(user_key)
+    user = _user_from_cached_values(cached)
     if user is None:
+        if cached is not None:
+            cache.delete(user_key)  # another shape (an older release's): replaced below
         user = User.objects.filter(pk=user_id).first()
         if user is None:
             return None
-        cache.add(user_key, user, timeout=_ACTIVE_CACHE_S)
+        # add, not set: a copy a concurrent request cached after a change must not be overwritten by this one
+        cache.add(user_key, _cached_user_values(user), timeout=_ACTIVE_CACHE_S)
     return user if user.is_active else None
 
 
@@ -316,7 +401,7 @@ def revoke_sessions(*, user: User, reason: str, keep_id=None, only_id=None) -> i
     if not sessions:
         return 0
     DeviceSession.objects.filter(pk__in=[session.pk for session in sessions], revoked_at__isnull=True).update(
-        revoked_at=now, revoked_reason=reason, refresh_jti=""
+        revoked_at=now, revoked_reason=reason, refresh_jti="", previous_refresh_jti=""
     )
     # Now, not on commit: failing closed (a cached 'revoked' that rolls back) is the safe side.
     _forget_sessions(sessions)
@@ -359,7 +444,11 @@ def _read_refresh(raw: str) -> RefreshToken:
 
 
 def rotate_refresh_token(*, raw_refresh: str, client: Client) -> TokenPair:
-    """Exactly one caller wins a refresh token; presenting it again afterwards is theft: the session dies."""
+    """Exactly one caller wins a refresh token; presenting it again afterwards is theft: the session dies.
+
+    Within REFRESH_REUSE_GRACE of its rotation, the token just rotated away is a lost race (a client
+    refreshing from two tabs at once): refused, but the session and the winner's tokens live on.
+    """
     token = _read_refresh(raw_refresh)
     now = timezone.now()
     session = (
@@ -374,11 +463,18 @@ def rotate_refresh_token(*, raw_refresh: str, client: Client) -> TokenPair:
         pk=session.pk, refresh_jti=token["jti"], revoked_at__isnull=True, expires_at__gt=now
     ).update(
         refresh_jti=refresh["jti"],
+        previous_refresh_jti=token["jti"],
+        rotated_at=now,
         last_used_at=now,
         ip=client.ip or session.ip,
         expires_at=now + settings.SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"],
     )
     if not claimed:
+        lost_race = DeviceSession.objects.filter(
+            pk=session.pk, previous_refresh_jti=token["jti"], rotated_at__gte=now - REFRESH_REUSE_GRACE
+        ).exists()
+        if lost_race:
+            raise InvalidRefreshToken("This refresh token was just rotated by another request; use the new one.")
         with transaction.atomic():
             revoke_sessions(user=session.user, reason="refresh token reuse", only_id=session.pk)
         raise InvalidRefreshToken("This refresh token was already used; the session has been ended for safety.")

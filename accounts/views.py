@@ -5,8 +5,9 @@ from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from rest_framework.exceptions import ValidationError
 
 from cryptodesk.errors import DomainError
 from cryptodesk.forms import add_service_errors
@@ -30,6 +31,15 @@ def _log_in(request: HttpRequest, user) -> None:
     request.session[BROWSER_SESSION_KEY] = str(session.pk)
 
 
+def _redirect_next(request: HttpRequest, candidate: str | None, default: str) -> HttpResponse:
+    """Follow `next` only to this site; anything else (another host, a scheme, `//`, `/\\`) goes to default."""
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(candidate)
+    return redirect(default)
+
+
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     return redirect("dashboard" if request.user.is_authenticated else "accounts:login")
@@ -37,8 +47,20 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def login_view(request: HttpRequest) -> HttpResponse:
+    return _login_page(request, default_next="dashboard")
+
+
+@require_http_methods(["GET", "POST"])
+def admin_login_view(request: HttpRequest) -> HttpResponse:
+    """The admin signs in through the site's login: one throttle, one device session per login."""
+    if request.user.is_authenticated and not request.user.is_staff:
+        return redirect("dashboard")  # the admin would send a trader straight back here
+    return _login_page(request, default_next=reverse("admin:index"))
+
+
+def _login_page(request: HttpRequest, *, default_next: str) -> HttpResponse:
     if request.user.is_authenticated:
-        return redirect("dashboard")
+        return _redirect_next(request, request.GET.get("next"), default_next)
     form = LoginForm(request.POST or None)
     status = 200
     if request.method == "POST" and form.is_valid():
@@ -51,8 +73,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
             form.add_error(None, exc.detail)
         else:
             _log_in(request, user)
-            next_url = request.GET.get("next", "")
-            return redirect(next_url if next_url.startswith("/") and not next_url.startswith("//") else "dashboard")
+            return _redirect_next(request, request.GET.get("next"), default_next)
     return render(request, "accounts/login.html", {"form": form}, status=status)
 
 
@@ -74,7 +95,7 @@ def register_view(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             user = services.register_user(**form.cleaned_data, base_url=site_url(request))
-        except ValidationError as exc:
+        except DomainError as exc:
             add_service_errors(form, exc)
         else:
             _log_in(request, user)
@@ -102,11 +123,13 @@ def verify_email_view(request: HttpRequest) -> HttpResponse:
 def resend_verification_view(request: HttpRequest) -> HttpResponse:
     try:
         services.resend_verification_email(user=request.user, base_url=site_url(request))
+    except services.ResendThrottled as exc:
+        messages.error(request, exc.detail)
     except DomainError as exc:
         messages.info(request, exc.detail)
     else:
         messages.success(request, f"A new confirmation link is on its way to {request.user.email}.")
-    return redirect(request.POST.get("next") if request.POST.get("next", "").startswith("/") else "dashboard")
+    return _redirect_next(request, request.POST.get("next"), "dashboard")
 
 
 @require_http_methods(["GET", "POST"])
@@ -128,7 +151,7 @@ def password_reset_view(request: HttpRequest, uid: str, token: str) -> HttpRespo
     if request.method == "POST" and form.is_valid():
         try:
             services.reset_password(user=user, new_password=form.cleaned_data["new_password"])
-        except ValidationError as exc:
+        except DomainError as exc:
             add_service_errors(form, exc)
         else:
             messages.success(request, "Your password has been reset. Log in with the new one.")
@@ -162,7 +185,7 @@ def settings_profile_view(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         try:
             services.update_profile(user=user, base_url=site_url(request), **form.cleaned_data)
-        except ValidationError as exc:
+        except DomainError as exc:
             add_service_errors(form, exc)
         else:
             messages.success(request, "Profile saved.")
@@ -179,7 +202,7 @@ def settings_password_view(request: HttpRequest) -> HttpResponse:
             services.change_password(
                 user=request.user, **form.cleaned_data, keep_session_id=request.session.get(BROWSER_SESSION_KEY)
             )
-        except ValidationError as exc:
+        except DomainError as exc:
             add_service_errors(form, exc)
         else:
             update_session_auth_hash(request, request.user)

@@ -1,6 +1,9 @@
 """Accounts API shapes: input serializers validate, output serializers describe."""
 
+import functools
+
 from rest_framework import serializers
+from rest_framework.fields import Field
 
 from accounts.models import DeviceSession, User
 
@@ -18,6 +21,21 @@ class UserSerializer(serializers.Serializer):
     date_joined = serializers.DateTimeField(read_only=True)
 
 
+@functools.cache
+def _user_fields() -> tuple[tuple[str, Field], ...]:
+    """UserSerializer's fields, bound once: they hold no per-call state when they only read."""
+    return tuple((name, field) for name, field in UserSerializer().fields.items())
+
+
+def user_data(user: User) -> dict:
+    """What `UserSerializer(user).data` holds, without deep-copying its declared fields on every call."""
+    data = {}
+    for name, field in _user_fields():
+        value = field.get_attribute(user)
+        data[name] = None if value is None else field.to_representation(value)
+    return data
+
+
 class RegisterSerializer(serializers.Serializer):
     email = serializers.EmailField(max_length=254)
     password = serializers.CharField(write_only=True, max_length=128, trim_whitespace=False)
@@ -25,11 +43,15 @@ class RegisterSerializer(serializers.Serializer):
 
 
 class ProfileUpdateSerializer(serializers.ModelSerializer):
-    """What a user may change about themselves: never their role."""
+    """What a user may change about themselves: never their role. A new email needs the current password."""
+
+    current_password = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=128, trim_whitespace=False
+    )
 
     class Meta:
         model = User
-        fields = ["email", "display_name", "base_currency", "timezone"]
+        fields = ["email", "display_name", "base_currency", "timezone", "current_password"]
         extra_kwargs = {"email": {"validators": []}}  # uniqueness is the service's job (case-insensitive)
 
 

@@ -30,6 +30,7 @@ from .serializers import (
     TokenPairSerializer,
     UserSerializer,
     VerifyEmailSerializer,
+    user_data,
 )
 
 
@@ -143,14 +144,14 @@ class ChangePasswordView(APIView):
 class MeView(APIView):
     @extend_schema(responses={200: UserSerializer}, tags=["me"])
     def get(self, request: Request) -> Response:
-        return Response(UserSerializer(request.user).data)
+        return Response(user_data(request.user))
 
     @extend_schema(request=ProfileUpdateSerializer, responses={200: UserSerializer}, tags=["me"])
     def patch(self, request: Request) -> Response:
         serializer = ProfileUpdateSerializer(request.user, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         user = services.update_profile(user=request.user, base_url=site_url(request), **serializer.validated_data)
-        return Response(UserSerializer(user).data)
+        return Response(user_data(user))
 
     @extend_schema(responses={204: None}, tags=["me"])
     def delete(self, request: Request) -> Response:

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from accounts.models import DeviceSession, User
+from accounts.services import REFRESH_REUSE_GRACE
 from conftest import PASSWORD, make_user, needs_concurrent_db, run_concurrently
 
 pytestmark = pytest.mark.django_db
@@ -170,10 +171,12 @@ def test_refresh_rotates_and_old_token_is_rejected(anon_api, alice):
     assert reused.status_code == 401
 
 
-def test_reuse_of_rotated_refresh_revokes_the_whole_session(anon_api, alice):
+def test_reuse_of_rotated_refresh_revokes_the_whole_session(anon_api, alice, monkeypatch):
     first = login(anon_api, "alice@example.com").json()
     second = anon_api.post(REFRESH, {"refresh": first["refresh"]}, format="json").json()
 
+    later = timezone.now() + REFRESH_REUSE_GRACE + timedelta(seconds=1)
+    monkeypatch.setattr("django.utils.timezone.now", lambda: later)  # past a lost race's grace
     assert anon_api.post(REFRESH, {"refresh": first["refresh"]}, format="json").status_code == 401
 
     # the thief's replay killed the family: the legitimate new tokens die too
@@ -288,3 +291,53 @@ def test_access_token_check_is_cached_once_warm(alice_api, django_assert_num_que
     assert alice_api.get(ME).status_code == 200  # warms the session flag and the user row
     with django_assert_num_queries(0):
         assert alice_api.get(ME).status_code == 200
+
+
+@needs_concurrent_db
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_refreshes_leave_the_winner_with_working_tokens(alice):
+    tokens = login(APIClient(), "alice@example.com").json()
+
+    def refresh(index: int):
+        return APIClient().post(REFRESH, {"refresh": tokens["refresh"]}, format="json")
+
+    responses = run_concurrently(20, refresh)
+    winners = [response for response in responses if response.status_code == 200]
+    assert [response.status_code for response in responses].count(401) == 19
+    assert len(winners) == 1
+    won = winners[0].json()
+    assert bearer(won["access"]).get(ME).status_code == 200
+    again = APIClient().post(REFRESH, {"refresh": won["refresh"]}, format="json")
+    assert again.status_code == 200
+    assert bearer(again.json()["access"]).get(ME).status_code == 200
+    assert DeviceSession.objects.get().revoked_at is None
+
+
+def test_a_race_loser_within_the_grace_window_does_not_end_the_session(anon_api, alice):
+    first = login(anon_api, "alice@example.com").json()
+    second = anon_api.post(REFRESH, {"refresh": first["refresh"]}, format="json").json()
+    lost = anon_api.post(REFRESH, {"refresh": first["refresh"]}, format="json")
+    assert lost.status_code == 401
+    assert bearer(second["access"]).get(ME).status_code == 200
+    assert anon_api.post(REFRESH, {"refresh": second["refresh"]}, format="json").status_code == 200
+    assert DeviceSession.objects.get().revoked_at is None
+
+
+def test_reuse_after_the_grace_window_still_ends_the_session(anon_api, alice, monkeypatch):
+    first = login(anon_api, "alice@example.com").json()
+    second = anon_api.post(REFRESH, {"refresh": first["refresh"]}, format="json").json()
+    later = timezone.now() + REFRESH_REUSE_GRACE + timedelta(seconds=1)
+    monkeypatch.setattr("django.utils.timezone.now", lambda: later)
+    assert anon_api.post(REFRESH, {"refresh": first["refresh"]}, format="json").status_code == 401
+    assert anon_api.post(REFRESH, {"refresh": second["refresh"]}, format="json").status_code == 401
+    assert bearer(second["access"]).get(ME).status_code == 401
+    assert DeviceSession.objects.get().revoked_reason == "refresh token reuse"
+
+
+def test_an_older_token_than_the_previous_one_ends_the_session_at_once(anon_api, alice):
+    first = login(anon_api, "alice@example.com").json()
+    second = anon_api.post(REFRESH, {"refresh": first["refresh"]}, format="json").json()
+    third = anon_api.post(REFRESH, {"refresh": second["refresh"]}, format="json").json()
+    assert anon_api.post(REFRESH, {"refresh": first["refresh"]}, format="json").status_code == 401
+    assert anon_api.post(REFRESH, {"refresh": third["refresh"]}, format="json").status_code == 401
+    assert DeviceSession.objects.get().revoked_reason == "refresh token reuse"

@@ -3,7 +3,7 @@
 import pytest
 
 from accounts.models import DeviceSession, User
-from conftest import api_for
+from conftest import PASSWORD, api_for, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +51,7 @@ def test_nobody_can_raise_their_own_role(alice_api, alice):
 
 def test_changing_email_requires_verification_again(alice_api, alice, mailoutbox, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        response = alice_api.patch(ME, {"email": "Alice.New@Example.com"}, format="json")
+        response = alice_api.patch(ME, {"email": "Alice.New@Example.com", "current_password": PASSWORD}, format="json")
     assert response.status_code == 200
     assert response.json()["email"] == "alice.new@example.com"
     assert response.json()["email_verified"] is False
@@ -59,7 +59,7 @@ def test_changing_email_requires_verification_again(alice_api, alice, mailoutbox
 
 
 def test_changing_email_to_a_taken_one_is_400(alice_api, bob):
-    response = alice_api.patch(ME, {"email": "BOB@example.com"}, format="json")
+    response = alice_api.patch(ME, {"email": "BOB@example.com", "current_password": PASSWORD}, format="json")
     assert response.status_code == 400
     assert "email" in response.json()["errors"]
 
@@ -137,3 +137,44 @@ def test_cached_user_follows_every_change(alice_api, alice):
     alice.role = User.Role.ANALYST
     alice.save()
     assert alice_api.get(ME).json()["role"] == "analyst"
+
+
+@pytest.mark.parametrize("extra", [{}, {"current_password": ""}, {"current_password": "not-my-password"}])
+def test_changing_email_needs_the_current_password(alice_api, alice, mailoutbox, extra):
+    response = alice_api.patch(ME, {"email": "mallory@example.com", **extra}, format="json")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert "current_password" in response.json()["errors"]
+    alice.refresh_from_db()
+    assert alice.email == "alice@example.com"
+    assert alice.email_verified is True
+    assert mailoutbox == []
+
+
+def test_changing_email_notifies_the_old_address(alice_api, alice, mailoutbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice_api.patch(ME, {"email": "alice.new@example.com", "current_password": PASSWORD}, format="json")
+    assert response.status_code == 200
+    by_address = {tuple(message.to): message for message in mailoutbox}
+    assert set(by_address) == {("alice.new@example.com",), ("alice@example.com",)}
+    assert "/verify-email/?token=" in by_address[("alice.new@example.com",)].body
+    notice = by_address[("alice@example.com",)]
+    assert "alice.new@example.com" in notice.body
+    assert "token=" not in notice.body
+
+
+def test_no_notice_to_an_old_address_that_was_never_confirmed(mailoutbox, django_capture_on_commit_callbacks):
+    frank = make_user("frank@example.com")
+    client = api_for(frank)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.patch(ME, {"email": "frank2@example.com", "current_password": PASSWORD}, format="json")
+    assert response.status_code == 200
+    assert [message.to for message in mailoutbox] == [["frank2@example.com"]]
+
+
+def test_other_profile_changes_need_no_password(alice_api, alice, mailoutbox):
+    response = alice_api.patch(ME, {"email": "ALICE@example.com", "display_name": "Al"}, format="json")
+    assert response.status_code == 200
+    alice.refresh_from_db()
+    assert (alice.email, alice.display_name, alice.email_verified) == ("alice@example.com", "Al", True)
+    assert mailoutbox == []

@@ -94,8 +94,9 @@ def test_verify_email_page_confirms_on_post_only(client):
     assert "already been used" in again.content.decode()
 
 
-def test_password_forgot_and_reset_pages(client, alice, mailoutbox):
-    response = client.post("/password/forgot/", {"email": "alice@example.com"})
+def test_password_forgot_and_reset_pages(client, alice, mailoutbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/password/forgot/", {"email": "alice@example.com"})
     assert response.url == "/login/"
     link = re.search(r"http://testserver(/password/reset/\S+/)", mailoutbox[0].body).group(1)
     weak = client.post(link, {"new_password": "123"})
@@ -233,3 +234,53 @@ def test_session_cookie_auth_works_for_the_api_with_csrf(alice):
         HTTP_X_CSRFTOKEN=browser.cookies["csrftoken"].value,
     )
     assert ok.status_code == 200
+
+
+OFFSITE = ["https://evil.example/", "//evil.example", "/\\evil.example", "http:///evil.example", " //evil.example"]
+
+
+@pytest.mark.parametrize("target", OFFSITE)
+def test_resend_verification_never_redirects_offsite(client, target):
+    make_user("frank@example.com")
+    log_in(client, "frank@example.com")
+    response = client.post("/verify-email/resend/", {"next": target})
+    assert response.status_code == 302
+    assert response.url == "/dashboard/"
+
+
+def test_resend_verification_follows_a_local_next(client):
+    make_user("frank@example.com")
+    log_in(client, "frank@example.com")
+    response = client.post("/verify-email/resend/", {"next": "/settings/"})
+    assert response.url == "/settings/"
+
+
+@pytest.mark.parametrize("target", OFFSITE)
+def test_login_never_redirects_offsite(client, alice, target):
+    response = client.post(f"/login/?next={target}", {"email": "alice@example.com", "password": PASSWORD})
+    assert response.status_code == 302
+    assert response.url == "/dashboard/"
+
+
+def test_settings_email_change_needs_the_current_password(client, alice, mailoutbox):
+    log_in(client)
+    form = {"email": "alice.new@example.com", "display_name": "", "timezone": "UTC", "base_currency": "usd"}
+    response = client.post("/settings/profile/", form)
+    assert response.status_code == 400
+    assert field_errors(response, "current_password") == ["Enter your current password to change your email address."]
+    wrong = client.post("/settings/profile/", {**form, "current_password": "nope"})
+    assert field_errors(wrong, "current_password") == ["Your current password is not correct."]
+    alice.refresh_from_db()
+    assert alice.email == "alice@example.com"
+    assert mailoutbox == []
+
+
+def test_settings_email_change_with_the_password(client, alice, mailoutbox, django_capture_on_commit_callbacks):
+    log_in(client)
+    form = {"email": "alice.new@example.com", "timezone": "UTC", "base_currency": "usd", "current_password": PASSWORD}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/settings/profile/", form)
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert (alice.email, alice.email_verified) == ("alice.new@example.com", False)
+    assert sorted(message.to[0] for message in mailoutbox) == ["alice.new@example.com", "alice@example.com"]
