@@ -52,9 +52,9 @@ class SyncRunAdmin(admin.ModelAdmin):
         "status",
         "created_at",
         "finished_at",
-        "coins_upserted",
+        "records_ok",
+        "records_skipped",
         "points_written",
-        "coins_skipped",
         "api_calls",
         "short_error",
     ]

@@ -5,6 +5,12 @@ class MarketConfig(AppConfig):
     name = "market"
     verbose_name = "Market data"
 
+    def ready(self) -> None:
+        from . import hooks
+        from .api.responses import prewarm_market_caches
+
+        hooks.subscribe(prewarm_market_caches, event=hooks.MarketDataChanged)
+
     def seed_demo(self) -> list[str]:
         from .demo.snapshot import load_snapshot
 

@@ -3,6 +3,8 @@
 import django_filters
 from django.db.models import F, Q, QuerySet
 
+from cryptodesk.api.filters import BoundedNumberFilter
+
 from .models import Coin
 
 ORDERING = {
@@ -18,8 +20,8 @@ ORDERING = {
 class CoinFilter(django_filters.FilterSet):
     search = django_filters.CharFilter(method="filter_search", max_length=100, help_text="Name or symbol contains.")
     symbol = django_filters.CharFilter(field_name="symbol", lookup_expr="iexact", max_length=32)
-    min_market_cap = django_filters.NumberFilter(field_name="quote__market_cap", lookup_expr="gte")
-    max_market_cap = django_filters.NumberFilter(field_name="quote__market_cap", lookup_expr="lte")
+    min_market_cap = BoundedNumberFilter(field_name="quote__market_cap", lookup_expr="gte")
+    max_market_cap = BoundedNumberFilter(field_name="quote__market_cap", lookup_expr="lte")
     ordering = django_filters.ChoiceFilter(
         method="filter_ordering",
         choices=[(name, name) for name in ORDERING] + [(f"-{name}", f"-{name}") for name in ORDERING],

@@ -1,6 +1,8 @@
-""" "Prices updated": published after a market write commits, in-process and over Redis pub/sub.
+"""Market events published after a write commits: "prices updated" (also over Redis pub/sub) and
+"market data changed" (a new cache version, in-process).
 
-Portfolios and strategies subscribe in their AppConfig.ready(); market never imports them.
+Portfolios and strategies subscribe in their AppConfig.ready(), the market API in market's; market's
+services and selectors never import their subscribers.
 """
 
 import json
@@ -8,6 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 
@@ -23,29 +26,41 @@ class PricesUpdated:
     source: str
 
 
-_subscribers: list[Callable[[PricesUpdated], None]] = []
+@dataclass(frozen=True)
+class MarketDataChanged:
+    """Market data changed and `version` is the new cache version: cached market responses may be rebuilt."""
+
+    version: str
 
 
-def subscribe(handler: Callable[[PricesUpdated], None]) -> Callable[[PricesUpdated], None]:
-    """Register a handler (usable as a decorator); registering the same one twice is a no-op."""
-    if handler not in _subscribers:
-        _subscribers.append(handler)
+Event = PricesUpdated | MarketDataChanged
+Handler = Callable[[Any], None]
+
+_subscribers: dict[type, list[Handler]] = {PricesUpdated: [], MarketDataChanged: []}
+
+
+def subscribe(handler: Handler, *, event: type = PricesUpdated) -> Handler:
+    """Register a handler for one event type (prices updated unless told); registering it twice is a no-op."""
+    handlers = _subscribers[event]
+    if handler not in handlers:
+        handlers.append(handler)
     return handler
 
 
-def unsubscribe(handler: Callable[[PricesUpdated], None]) -> None:
-    if handler in _subscribers:
-        _subscribers.remove(handler)
+def unsubscribe(handler: Handler, *, event: type = PricesUpdated) -> None:
+    handlers = _subscribers[event]
+    if handler in handlers:
+        handlers.remove(handler)
 
 
-def publish(event: PricesUpdated) -> None:
-    """Tell every subscriber; one failing subscriber never stops the others or the sync."""
-    for handler in list(_subscribers):
+def publish(event: Event) -> None:
+    """Tell every subscriber of the event's type; one failing subscriber never stops the others or the sync."""
+    for handler in list(_subscribers[type(event)]):
         try:
             handler(event)
         except Exception:
-            logger.exception("prices-updated subscriber %s failed", getattr(handler, "__qualname__", handler))
-    if settings.REDIS_URL:
+            logger.exception("%s subscriber %s failed", type(event).__name__, getattr(handler, "__qualname__", handler))
+    if settings.REDIS_URL and isinstance(event, PricesUpdated):
         try:
             from django_redis import get_redis_connection
 

@@ -131,8 +131,11 @@ class SyncRun(models.Model):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
         SUCCEEDED = "succeeded", "Succeeded"
+        PARTIAL = "partial", "Partial (some records skipped)"
         FAILED = "failed", "Failed"
         SKIPPED = "skipped", "Skipped"
+
+    FINISHED = (Status.SUCCEEDED, Status.PARTIAL)  # the job ran and wrote what it could
 
     kind = models.CharField(max_length=20, choices=Kind.choices)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
@@ -142,7 +145,8 @@ class SyncRun(models.Model):
     coins_upserted = models.PositiveIntegerField(default=0)
     points_written = models.PositiveIntegerField(default=0)
     points_deleted = models.PositiveIntegerField(default=0)
-    coins_skipped = models.PositiveIntegerField(default=0)
+    records_ok = models.PositiveIntegerField(default=0, help_text="Records (coins, trending entries) written.")
+    records_skipped = models.PositiveIntegerField(default=0, help_text="Records left out; why is in `skipped`.")
     api_calls = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     skipped = models.JSONField(default=dict, blank=True, help_text="Coin id → why it was left out.")

@@ -1,4 +1,4 @@
-"""Market reads for pages, endpoints, probes and the caches the sync refreshes."""
+"""Market reads for pages, endpoints and probes (the cache version is written by `market.cache`)."""
 
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -134,27 +134,58 @@ def recent_sync_runs() -> QuerySet[SyncRun]:
 
 
 def last_market_sync() -> SyncRun | None:
+    """The newest market write that finished, whole or partial."""
     return (
-        SyncRun.objects.filter(kind__in=MARKET_SYNC_KINDS, status=SyncRun.Status.SUCCEEDED)
-        .order_by("-finished_at")
-        .first()
+        SyncRun.objects.filter(kind__in=MARKET_SYNC_KINDS, status__in=SyncRun.FINISHED).order_by("-finished_at").first()
     )
 
 
 def market_data_status() -> dict:
-    """Freshness of the stored market data, for /health/ready (stale data is reported, never a 503)."""
+    """Freshness of the stored market data, for /health/ready (stale or partial data is reported, never a 503)."""
     run = last_market_sync()
     if run is None or run.finished_at is None:
-        return {"ok": False, "last_sync": None, "age_s": None, "detail": "no market data synced yet"}
+        return {
+            "ok": False,
+            "last_sync": None,
+            "age_s": None,
+            "status": "empty",
+            "skipped": 0,
+            "detail": "no market data synced yet",
+        }
     age = timezone.now() - run.finished_at
     fresh = age <= settings.MARKET_STALE_AFTER
+    detail = "fresh" if fresh else f"stale: older than {int(settings.MARKET_STALE_AFTER.total_seconds())} s"
+    if run.status == SyncRun.Status.PARTIAL:
+        detail += f"; {run.records_skipped} records skipped"
     return {
         "ok": fresh,
         "last_sync": run.finished_at.isoformat().replace("+00:00", "Z"),
         "age_s": int(age.total_seconds()),
+        "status": run.status,
+        "skipped": run.records_skipped,
         "kind": run.kind,
-        "detail": "fresh" if fresh else f"stale: older than {int(settings.MARKET_STALE_AFTER.total_seconds())} s",
+        "detail": detail,
     }
+
+
+FOLLOW_UP_KINDS = [SyncRun.Kind.TRENDING_GLOBAL, SyncRun.Kind.HISTORY]
+FOLLOW_UP_PENDING_FOR = timedelta(hours=1)  # past this a queued run's task is gone (expired or lost)
+
+
+def missing_initial_syncs(*, now: datetime | None = None) -> list[str]:
+    """Follow-up jobs a fresh market still lacks: never finished, and none queued or running right now."""
+    now = now or timezone.now()
+    done = set(
+        SyncRun.objects.filter(kind__in=FOLLOW_UP_KINDS, status__in=SyncRun.FINISHED).values_list("kind", flat=True)
+    )
+    pending = set(
+        SyncRun.objects.filter(
+            kind__in=FOLLOW_UP_KINDS,
+            status__in=[SyncRun.Status.QUEUED, SyncRun.Status.RUNNING],
+            created_at__gte=now - FOLLOW_UP_PENDING_FOR,
+        ).values_list("kind", flat=True)
+    )
+    return [kind for kind in FOLLOW_UP_KINDS if kind not in done | pending]
 
 
 # --- cache version -------------------------------------------------------------------------------
@@ -174,16 +205,6 @@ def market_version() -> str:
 def market_modified(version: str | None = None) -> datetime | None:
     version = version or market_version()
     return None if version == "0" else from_ms(int(version))
-
-
-def refresh_market_caches() -> str:
-    """After a market write commits: a new version (old entries become unreachable), then prewarm."""
-    version = str(to_ms(timezone.now()))
-    cache.set(VERSION_KEY, version, timeout=None)
-    from .api.views import prewarm_market_caches
-
-    prewarm_market_caches(version)
-    return version
 
 
 DASHBOARD_PANELS_TTL_S = 60  # keyed by the market version too; a minute keeps the movers' staleness honest

@@ -16,12 +16,15 @@ from django.utils import timezone
 
 from cryptodesk.errors import Conflict
 from cryptodesk.money import CONTEXT, quantize
+from cryptodesk.outbox import apply_async_on_commit
 from cryptodesk.timestamps import from_ms
 
 from . import hooks
 from .budget import CallBudgetExhausted
+from .cache import refresh_market_caches
 from .coingecko import CoinGeckoBadPayload, CoinGeckoClient, CoinGeckoError, GlobalSnapshot, MarketRow, TrendingItem
 from .models import Coin, GlobalStats, PricePoint, Quote, Source, SyncRun, TrendingCoin
+from .selectors import missing_initial_syncs
 
 logger = logging.getLogger(__name__)
 
@@ -78,12 +81,20 @@ def fail_run(run: SyncRun, error: Exception | str, *, api_calls: int = 0) -> Syn
     return finish_run(run, status=SyncRun.Status.FAILED, error=str(error)[:2000], api_calls=api_calls)
 
 
+def _task_for(kind: str):
+    from . import tasks
+
+    return {
+        SyncRun.Kind.MARKETS: tasks.sync_markets_task,
+        SyncRun.Kind.TRENDING_GLOBAL: tasks.sync_trending_and_global_task,
+        SyncRun.Kind.HISTORY: tasks.backfill_history_task,
+    }[kind]
+
+
 @transaction.atomic
 def request_sync(*, requested_by=None) -> tuple[SyncRun, str]:
     """Queue a market sync now (operators): returns the run and the Celery task id."""
     from celery import uuid as celery_uuid
-
-    from .tasks import sync_markets_task
 
     if SyncRun.objects.filter(
         kind=SyncRun.Kind.MARKETS, status__in=[SyncRun.Status.QUEUED, SyncRun.Status.RUNNING]
@@ -91,8 +102,32 @@ def request_sync(*, requested_by=None) -> tuple[SyncRun, str]:
         raise Conflict("A market sync is already queued or running.")
     run = SyncRun.objects.create(kind=SyncRun.Kind.MARKETS, status=SyncRun.Status.QUEUED, requested_by=requested_by)
     task_id = celery_uuid()
-    transaction.on_commit(partial(sync_markets_task.apply_async, kwargs={"sync_run_id": run.pk}, task_id=task_id))
+    apply_async_on_commit(_task_for(SyncRun.Kind.MARKETS), kwargs={"sync_run_id": run.pk}, task_id=task_id)
     return run, task_id
+
+
+def _dispatcher(kind: str, run_id: int):
+    def dispatch_run() -> None:  # a named function: Django logs a robust callback's failure by its __qualname__
+        apply_async_on_commit(_task_for(kind), kwargs={"sync_run_id": run_id})
+
+    return dispatch_run
+
+
+@transaction.atomic
+def queue_follow_up_syncs(*, kinds: Iterable[str]) -> list[SyncRun]:
+    """Queue trending/global and history runs through their tasks (locks and the call budget apply).
+
+    Each is dispatched on its own after commit: one failing (eagerly, without a broker) never stops the
+    other, nor undoes the write that queued it.
+    """
+    runs = [SyncRun.objects.create(kind=kind, status=SyncRun.Status.QUEUED) for kind in kinds]
+    for run in runs:
+        transaction.on_commit(_dispatcher(run.kind, run.pk), robust=True)
+    return runs
+
+
+def _finished_status(skipped: dict) -> str:
+    return SyncRun.Status.PARTIAL if skipped else SyncRun.Status.SUCCEEDED
 
 
 # --- markets --------------------------------------------------------------------------------------
@@ -163,16 +198,18 @@ def write_market_rows(rows: list[MarketRow], *, source: str = Source.COINGECKO) 
 
 
 def _after_prices_written(coin_ids: Iterable[str], *, source: str) -> None:
-    from .selectors import refresh_market_caches
-
     refresh_market_caches()
     hooks.publish(hooks.PricesUpdated(coin_ids=tuple(coin_ids), as_of=timezone.now(), source=source))
 
 
 def sync_markets(
-    *, run_id: int | None = None, client: CoinGeckoClient | None = None, per_page: int = 250
+    *, run_id: int | None = None, client: CoinGeckoClient | None = None, per_page: int = 250, follow_up: bool = True
 ) -> SyncRun | None:
-    """Fetch the top coins and write them in one transaction; a bad answer writes nothing."""
+    """Fetch the top coins and write them in one transaction; a bad answer writes nothing.
+
+    On a fresh market (`follow_up`) it also queues what the first sync still lacks: trending and global
+    stats, and the history backfill, so coin pages and backtests work right after it.
+    """
     run = start_run(kind=SyncRun.Kind.MARKETS, run_id=run_id)
     if run is None:
         return None
@@ -194,14 +231,17 @@ def sync_markets(
         coins, points = write_market_rows(rows)
         finish_run(
             run,
-            status=SyncRun.Status.SUCCEEDED,
+            status=_finished_status(skipped),
             coins_upserted=coins,
             points_written=points,
-            coins_skipped=len(skipped),
+            records_ok=coins,
+            records_skipped=len(skipped),
             skipped=skipped,
             api_calls=cg.calls,
         )
         transaction.on_commit(partial(_after_prices_written, [row.id for row in rows], source=Source.COINGECKO))
+        if follow_up:
+            queue_follow_up_syncs(kinds=missing_initial_syncs())
     return run
 
 
@@ -230,7 +270,7 @@ def backfill_history(
     top_n = top_n or settings.MARKET_HISTORY_TOP_N
     cg = client or CoinGeckoClient()
     now = timezone.now()
-    written, skipped = 0, {}
+    written, filled, skipped = 0, 0, {}
     try:
         coin_ids = list(
             Coin.objects.filter(quote__isnull=False, source=Source.COINGECKO)
@@ -259,6 +299,7 @@ def backfill_history(
             with transaction.atomic():
                 created = PricePoint.objects.bulk_create(points, ignore_conflicts=True)
             written += len(created)
+            filled += 1
     except (CoinGeckoError, CallBudgetExhausted) as exc:
         finish_run(
             run,
@@ -266,6 +307,8 @@ def backfill_history(
             error=str(exc)[:2000],
             api_calls=cg.calls,
             points_written=written,
+            records_ok=filled,
+            records_skipped=len(skipped),
             skipped=skipped,
         )
         raise
@@ -274,9 +317,10 @@ def backfill_history(
             cg.close()
     return finish_run(
         run,
-        status=SyncRun.Status.SUCCEEDED,
+        status=_finished_status(skipped),
         points_written=written,
-        coins_skipped=len(skipped),
+        records_ok=filled,
+        records_skipped=len(skipped),
         skipped=skipped,
         api_calls=cg.calls,
     )
@@ -340,15 +384,9 @@ def sync_trending_and_global(*, run_id: int | None = None, client: CoinGeckoClie
     with transaction.atomic():
         count = write_trending(trending, as_of=timezone.now())
         write_global(snapshot)
-        finish_run(run, status=SyncRun.Status.SUCCEEDED, coins_upserted=count, api_calls=cg.calls)
-        transaction.on_commit(_refresh_caches)
+        finish_run(run, status=SyncRun.Status.SUCCEEDED, coins_upserted=count, records_ok=count, api_calls=cg.calls)
+        transaction.on_commit(refresh_market_caches)
     return run
-
-
-def _refresh_caches() -> None:
-    from .selectors import refresh_market_caches
-
-    refresh_market_caches()
 
 
 # --- retention --------------------------------------------------------------------------------------

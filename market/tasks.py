@@ -41,24 +41,28 @@ def sync_markets_task(self, sync_run_id: int | None = None) -> None:
 
 
 @shared_task(**RETRY, soft_time_limit=15 * 60, time_limit=16 * 60)
-def backfill_history_task(self) -> None:
+def backfill_history_task(self, sync_run_id: int | None = None) -> None:
     """Missing history for the top coins; queues behind the shared call budget."""
     with single_flight("market-sync:history", ttl_s=16 * 60) as acquired:
         if not acquired:
+            if sync_run_id:
+                services.skip_run(sync_run_id, reason="another history backfill was running")
             return
         try:
-            services.backfill_history()
+            services.backfill_history(run_id=sync_run_id)
         except (CoinGeckoRateLimited, CallBudgetExhausted) as exc:
             raise _retry_later(self, exc) from exc
 
 
 @shared_task(**RETRY, soft_time_limit=60, time_limit=90)
-def sync_trending_and_global_task(self) -> None:
+def sync_trending_and_global_task(self, sync_run_id: int | None = None) -> None:
     with single_flight("market-sync:trending-global", ttl_s=120) as acquired:
         if not acquired:
+            if sync_run_id:
+                services.skip_run(sync_run_id, reason="another trending and global sync was running")
             return
         try:
-            services.sync_trending_and_global()
+            services.sync_trending_and_global(run_id=sync_run_id)
         except (CoinGeckoRateLimited, CallBudgetExhausted) as exc:
             raise _retry_later(self, exc) from exc
 

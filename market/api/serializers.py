@@ -1,11 +1,13 @@
 """Market API shapes: coins with their latest quote, freshness included."""
 
+from django.db import models
 from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from cryptodesk.api.fields import AmountField, PercentField
 from cryptodesk.money import as_str
-from market.models import Coin, GlobalStats, SyncRun, TrendingCoin
+from market.models import Coin, GlobalStats, Source, SyncRun, TrendingCoin
 from market.selectors import is_stale
 
 
@@ -83,12 +85,23 @@ class TrendingSerializer(serializers.ModelSerializer):
         }
 
 
+class MarketDataState(models.TextChoices):
+    OK = "ok", "Figures from the last sync"
+    EMPTY = "empty", "No sync has brought any yet: every figure is null"
+
+
 class GlobalStatsSerializer(serializers.ModelSerializer):
-    total_market_cap = AmountField()
-    total_volume = AmountField()
-    btc_dominance = PercentField()
+    """The whole market as of the last sync; before any sync every figure is null and `status` is `empty`."""
+
+    as_of = serializers.DateTimeField(allow_null=True)
+    total_market_cap = AmountField(allow_null=True)
+    total_volume = AmountField(allow_null=True)
+    btc_dominance = PercentField(allow_null=True)
     eth_dominance = PercentField(allow_null=True)
     market_cap_change_percentage_24h = PercentField(allow_null=True)
+    active_cryptocurrencies = serializers.IntegerField(allow_null=True)
+    source = serializers.ChoiceField(choices=Source.choices, allow_null=True)
+    status = serializers.SerializerMethodField()
 
     class Meta:
         model = GlobalStats
@@ -101,7 +114,19 @@ class GlobalStatsSerializer(serializers.ModelSerializer):
             "market_cap_change_percentage_24h",
             "active_cryptocurrencies",
             "source",
+            "status",
         ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.ChoiceField(choices=MarketDataState.choices))
+    def get_status(self, stats: GlobalStats) -> str:
+        return MarketDataState.OK
+
+
+EMPTY_GLOBAL_STATS = {
+    **dict.fromkeys(GlobalStatsSerializer.Meta.fields),
+    "status": MarketDataState.EMPTY.value,
+}
 
 
 class SyncRunSerializer(serializers.ModelSerializer):
@@ -119,7 +144,8 @@ class SyncRunSerializer(serializers.ModelSerializer):
             "finished_at",
             "duration_s",
             "coins_upserted",
-            "coins_skipped",
+            "records_ok",
+            "records_skipped",
             "points_written",
             "points_deleted",
             "api_calls",

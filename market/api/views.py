@@ -1,5 +1,8 @@
 """Market API: coins, history, OHLC, top movers, trending, global; sync for operators. Hot reads are cached."""
 
+from decimal import Decimal
+from urllib.parse import urlencode
+
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -8,13 +11,16 @@ from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import APIView
 from rest_framework.viewsets import ReadOnlyModelViewSet
 
-from cryptodesk.api.caching import cache_key, cached_json_response, store
+from cryptodesk.api.caching import cache_key, cached_json_response, known_params
+from cryptodesk.api.pagination import Pagination
 from market import selectors, services
 from market.filters import CoinFilter
 
+from .responses import MARKET_CACHE_TTL_S, global_data, top_data, trending_data
 from .serializers import (
     CoinSerializer,
     GlobalStatsSerializer,
@@ -23,9 +29,6 @@ from .serializers import (
     SyncRunSerializer,
     TrendingSerializer,
 )
-
-# Rebuilt at most once a minute even without a sync: the `stale` flags age while no sync comes.
-MARKET_CACHE_TTL_S = 60
 
 DAYS_PARAM = OpenApiParameter(
     "days",
@@ -50,12 +53,57 @@ def _query(serializer_class, request: Request) -> dict:
     return serializer.validated_data
 
 
+class CoinPagination(Pagination):
+    """Page links carry only the parameters the coin list reads, so one cached page serves every spelling."""
+
+    known = [*CoinFilter.base_filters, Pagination.page_size_query_param]
+
+    def _base_url(self) -> str:
+        request = self.request
+        query = urlencode(sorted(known_params(request.query_params, self.known).items()))
+        return request.build_absolute_uri(request.path) + (f"?{query}" if query else "")
+
+    def get_next_link(self) -> str | None:
+        if not self.page.has_next():
+            return None
+        return replace_query_param(self._base_url(), self.page_query_param, self.page.next_page_number())
+
+    def get_previous_link(self) -> str | None:
+        if not self.page.has_previous():
+            return None
+        number = self.page.previous_page_number()
+        if number == 1:
+            return remove_query_param(self._base_url(), self.page_query_param)
+        return replace_query_param(self._base_url(), self.page_query_param, number)
+
+
+def _normalised(value):
+    return value.normalize() if isinstance(value, Decimal) else value
+
+
+def _coin_list_params(request: Request, paginator: CoinPagination) -> dict | None:
+    """The coin list's cache key: validated filters, the page and the effective page size; nothing else.
+
+    None when the filters are invalid: that answer is a 400, built every time and never cached.
+    """
+    filterset = CoinFilter(request.query_params, queryset=selectors.coin_rows().none())
+    if not filterset.is_valid():
+        return None
+    filters = filterset.form.cleaned_data
+    params = {name: _normalised(value) for name, value in filters.items() if value not in (None, "")}
+    page = request.query_params.get(paginator.page_query_param, "1").strip()
+    params[paginator.page_query_param] = int(page) if page.isdigit() else page
+    params[paginator.page_size_query_param] = paginator.get_page_size(request)
+    return params
+
+
 class CoinViewSet(ReadOnlyModelViewSet):
     """Coins with their latest quote. `{id}` is a CoinGecko id or a symbol (the highest-ranked coin with it)."""
 
     serializer_class = CoinSerializer
     permission_classes = [AllowAny]
     filterset_class = CoinFilter
+    pagination_class = CoinPagination
     lookup_value_regex = r"[^/]+"
 
     def get_queryset(self):
@@ -68,16 +116,32 @@ class CoinViewSet(ReadOnlyModelViewSet):
         return coin
 
     def list(self, request: Request, *args, **kwargs):
-        return _cached(request, "coins", lambda: super(CoinViewSet, self).list(request, *args, **kwargs).data)
+        params = _coin_list_params(request, self.paginator)
+        if params is None:
+            return super().list(request, *args, **kwargs)  # raises the filters' 400
+        return _cached(
+            request,
+            "coins",
+            lambda: super(CoinViewSet, self).list(request, *args, **kwargs).data,
+            params=params,
+            host=request.get_host(),  # the page links are absolute
+        )
 
     def retrieve(self, request: Request, *args, **kwargs):
-        return _cached(request, "coin", lambda: CoinSerializer(self.get_object()).data)
+        return _cached(request, "coin", lambda: CoinSerializer(self.get_object()).data, variant=self.kwargs["pk"])
 
     @extend_schema(parameters=[DAYS_PARAM], responses=HistorySerializer)
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
     def history(self, request: Request, pk: str | None = None):
-        days = selectors.HISTORY_DAYS[_query(DaysQuery, request)["days"]]
-        return _cached(request, "history", lambda: selectors.price_history(self.get_object(), days=days))
+        choice = _query(DaysQuery, request)["days"]
+        days = selectors.HISTORY_DAYS[choice]
+        return _cached(
+            request,
+            "history",
+            lambda: selectors.price_history(self.get_object(), days=days),
+            variant=self.kwargs["pk"],
+            params={"days": choice},
+        )
 
     @extend_schema(
         parameters=[DAYS_PARAM],
@@ -87,47 +151,28 @@ class CoinViewSet(ReadOnlyModelViewSet):
     )
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
     def ohlc(self, request: Request, pk: str | None = None):
-        days = selectors.HISTORY_DAYS[_query(DaysQuery, request)["days"]]
-        return _cached(request, "ohlc", lambda: selectors.ohlc(self.get_object(), days=days))
+        choice = _query(DaysQuery, request)["days"]
+        days = selectors.HISTORY_DAYS[choice]
+        return _cached(
+            request,
+            "ohlc",
+            lambda: selectors.ohlc(self.get_object(), days=days),
+            variant=self.kwargs["pk"],
+            params={"days": choice},
+        )
 
 
-def _cached(request: Request, namespace: str, build, *, with_request: bool = True, variant: str = ""):
-    """One read of the market version per request: the cache key and Last-Modified both come from it."""
+def _cached(request: Request, namespace: str, build, *, params: dict | None = None, host: str = "", variant: str = ""):
+    """One read of the market version per request: the cache key and Last-Modified both come from it.
+
+    The key holds only what the caller validated (`params`, `variant`): unknown query parameters never
+    make entries of their own.
+    """
     version = selectors.market_version()
-    key = cache_key(namespace, version, request if with_request else None, variant=variant)
+    key = cache_key(namespace, version, params=params, host=host, variant=variant)
     return cached_json_response(
         request, key=key, build=build, modified=selectors.market_modified(version), ttl_s=MARKET_CACHE_TTL_S
     )
-
-
-def _top_data(category: str, limit: int) -> list:
-    return CoinSerializer(selectors.top_coins(category, limit=limit), many=True).data
-
-
-def _trending_data() -> list:
-    return TrendingSerializer(selectors.trending_coins(), many=True).data
-
-
-def _global_data() -> dict:
-    stats = selectors.latest_global_stats()
-    if stats is None:
-        raise Http404("No global market data yet.")
-    return GlobalStatsSerializer(stats).data
-
-
-def prewarm_market_caches(version: str) -> None:
-    """Build the hot, link-free responses once, right after a sync, so no request has to."""
-    modified = selectors.market_modified(version)
-    for category in selectors.TOP_CATEGORIES:
-        store(
-            cache_key("top", version, variant=f"{category}:10"),
-            _top_data(category, 10),
-            modified=modified,
-            ttl_s=MARKET_CACHE_TTL_S,
-        )
-    store(cache_key("trending", version), _trending_data(), modified=modified, ttl_s=MARKET_CACHE_TTL_S)
-    if selectors.latest_global_stats() is not None:
-        store(cache_key("global", version), _global_data(), modified=modified, ttl_s=MARKET_CACHE_TTL_S)
 
 
 class TopView(APIView):
@@ -145,9 +190,7 @@ class TopView(APIView):
         if category not in selectors.TOP_CATEGORIES:
             raise Http404(f"Unknown category; use one of {', '.join(selectors.TOP_CATEGORIES)}.")
         limit = _query(LimitQuery, request)["limit"]
-        return _cached(
-            request, "top", lambda: _top_data(category, limit), with_request=False, variant=f"{category}:{limit}"
-        )
+        return _cached(request, "top", lambda: top_data(category, limit), variant=f"{category}:{limit}")
 
 
 class TrendingView(APIView):
@@ -155,15 +198,19 @@ class TrendingView(APIView):
 
     @extend_schema(responses=TrendingSerializer(many=True), operation_id="market_trending")
     def get(self, request: Request) -> Response:
-        return _cached(request, "trending", _trending_data, with_request=False)
+        return _cached(request, "trending", trending_data)
 
 
 class GlobalView(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses=GlobalStatsSerializer, operation_id="market_global")
+    @extend_schema(
+        responses=GlobalStatsSerializer,
+        operation_id="market_global",
+        description="Before the first sync: 200 with every figure null and `status` `empty`.",
+    )
     def get(self, request: Request) -> Response:
-        return _cached(request, "global", _global_data, with_request=False)
+        return _cached(request, "global", global_data)
 
 
 class SyncView(APIView):

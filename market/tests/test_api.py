@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from conftest import api_for, make_user
 from market import selectors
+from market.cache import refresh_market_caches
 from market.models import Coin, PricePoint, Quote, SyncRun
 
 pytestmark = pytest.mark.django_db
@@ -222,8 +223,21 @@ def test_top_bad_input(anon_api, market):
 
 
 def test_trending_and_global_before_and_after_data(anon_api, django_capture_on_commit_callbacks):
-    assert anon_api.get("/api/v1/market/trending/").json() == []
-    assert anon_api.get("/api/v1/market/global/").status_code == 404
+    trending = anon_api.get("/api/v1/market/trending/")
+    assert (trending.status_code, trending.json()) == (200, [])
+    empty = anon_api.get("/api/v1/market/global/")
+    assert empty.status_code == 200
+    assert empty.json() == {
+        "as_of": None,
+        "total_market_cap": None,
+        "total_volume": None,
+        "btc_dominance": None,
+        "eth_dominance": None,
+        "market_cap_change_percentage_24h": None,
+        "active_cryptocurrencies": None,
+        "source": None,
+        "status": "empty",
+    }
     from market.demo.snapshot import load_snapshot
 
     with django_capture_on_commit_callbacks(execute=True):  # the write refreshes the caches once committed
@@ -233,6 +247,9 @@ def test_trending_and_global_before_and_after_data(anon_api, django_capture_on_c
     assert trending[0]["rank"] == 1
     body = anon_api.get("/api/v1/market/global/").json()
     assert set(body) >= {"total_market_cap", "total_volume", "btc_dominance", "as_of"}
+    assert body["status"] == "ok"
+    assert body["source"] == "demo"
+    assert body["total_market_cap"] is not None
 
 
 def test_etag_and_304(anon_api, market):
@@ -249,7 +266,7 @@ def test_cache_is_refreshed_by_a_sync(anon_api, market):
     before = anon_api.get(f"{COINS}?page_size=1").json()["results"][0]["current_price"]
     Quote.objects.filter(coin_id="bitcoin").update(current_price=Decimal("1"))
     assert anon_api.get(f"{COINS}?page_size=1").json()["results"][0]["current_price"] == before  # cached
-    selectors.refresh_market_caches()  # what every sync does after it commits
+    refresh_market_caches()  # what every sync does after it commits
     assert anon_api.get(f"{COINS}?page_size=1").json()["results"][0]["current_price"] == "1"
 
 
@@ -267,7 +284,7 @@ def test_constant_queries_whatever_the_size(url, django_assert_max_num_queries, 
     client = api_for(alice)
     add_coin("bitcoin", "btc", "1", rank=1, cap="10")
     client.get(url)  # warm: session, user, version
-    selectors.refresh_market_caches()  # top lists and trending are prewarmed here: 0 queries; the others build once
+    refresh_market_caches()  # top lists and trending are prewarmed here: 0 queries; the others build once
     with django_assert_max_num_queries(4) as small:
         assert client.get(url).status_code == 200
     baseline = len(small.captured_queries)  # read now: the next request resets the query log
@@ -276,7 +293,7 @@ def test_constant_queries_whatever_the_size(url, django_assert_max_num_queries, 
     PricePoint.objects.bulk_create(
         [PricePoint(coin_id="bitcoin", ts=timezone.now() - timedelta(hours=i), price=1) for i in range(100)]
     )
-    selectors.refresh_market_caches()
+    refresh_market_caches()
     with django_assert_max_num_queries(baseline):
         assert client.get(url).status_code == 200
     with django_assert_max_num_queries(0):  # and once built, from the cache
@@ -287,7 +304,9 @@ def test_sync_is_admin_only(anon_api, alice, django_capture_on_commit_callbacks,
     from market import tasks
 
     calls = []
-    monkeypatch.setattr(tasks.sync_markets_task, "apply_async", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(
+        tasks.sync_markets_task, "apply_async", lambda args=(), kwargs=None, **options: calls.append((kwargs, options))
+    )
     assert anon_api.post("/api/v1/market/sync/").status_code == 401
     assert api_for(alice).post("/api/v1/market/sync/").status_code == 403
     operator = make_user("ops@example.com", role="admin")
@@ -298,7 +317,7 @@ def test_sync_is_admin_only(anon_api, alice, django_capture_on_commit_callbacks,
     run = SyncRun.objects.get()
     assert body["sync_run"]["id"] == run.pk
     assert body["sync_run"]["status"] == "queued"
-    assert calls == [{"kwargs": {"sync_run_id": run.pk}, "task_id": body["task_id"]}]
+    assert calls == [({"sync_run_id": run.pk}, {"task_id": body["task_id"]})]
     second = api_for(operator).post("/api/v1/market/sync/")
     assert second.status_code == 409
     runs = api_for(operator).get("/api/v1/market/sync-runs/")

@@ -112,7 +112,7 @@ def test_admin_lists_sync_runs_and_queues_a_sync(client, monkeypatch):
     from market import tasks
 
     queued = []
-    monkeypatch.setattr(tasks.sync_markets_task, "apply_async", lambda **kwargs: queued.append(kwargs))
+    monkeypatch.setattr(tasks.sync_markets_task, "apply_async", lambda *args, **kwargs: queued.append(args))
     make_user("ops@example.com", role="admin")
     client.post("/login/", {"email": "ops@example.com", "password": PASSWORD})
     failed = SyncRun.objects.create(

@@ -26,9 +26,10 @@ def test_sync_writes_coins_quotes_points_and_records_the_run(cg_mock, make_clien
     payload.append(market_row("broken", "brk", None, rank=4))
     cg_mock.get("/coins/markets").respond(json=payload)
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.sync_markets(client=make_client())
-    assert run.status == SyncRun.Status.SUCCEEDED
-    assert (run.coins_upserted, run.points_written, run.coins_skipped, run.api_calls) == (3, 3, 1, 1)
+        run = services.sync_markets(client=make_client(), follow_up=False)
+    assert run.status == SyncRun.Status.PARTIAL  # a skipped record is not a success
+    assert (run.coins_upserted, run.points_written, run.api_calls) == (3, 3, 1)
+    assert (run.records_ok, run.records_skipped) == (3, 1)
     assert run.skipped == {"broken": "current_price is null"}
     assert run.finished_at >= run.started_at
     quote = Quote.objects.get(coin_id="coin-2")
@@ -38,6 +39,24 @@ def test_sync_writes_coins_quotes_points_and_records_the_run(cg_mock, make_clien
     assert quote.source == Source.COINGECKO
     assert PricePoint.objects.filter(coin_id="coin-2", ts=NOW, price=Decimal("20")).exists()
     assert not Coin.objects.filter(pk="broken").exists()
+
+
+def test_a_sync_that_skips_nothing_succeeded_with_its_counts(cg_mock, make_client):
+    cg_mock.get("/coins/markets").respond(json=markets(3))
+    run = services.sync_markets(client=make_client())
+    assert run.status == SyncRun.Status.SUCCEEDED
+    assert (run.records_ok, run.records_skipped, run.skipped) == (3, 0, {})
+
+
+def test_a_partial_sync_still_counts_as_the_last_sync(cg_mock, make_client):
+    payload = [*markets(2), market_row("broken", "brk", None, rank=3)]
+    cg_mock.get("/coins/markets").respond(json=payload)
+    services.sync_markets(client=make_client())
+    status = selectors.market_data_status()
+    assert status["ok"] is True  # fresh: the data that came is there
+    assert (status["status"], status["skipped"]) == ("partial", 1)
+    assert status["age_s"] >= 0
+    assert status["last_sync"].endswith("Z")
 
 
 def test_sync_issues_three_write_statements_whatever_the_count(cg_mock, make_client):
@@ -118,7 +137,7 @@ def test_after_commit_caches_refresh_and_prices_updated_is_published(
         cg_mock.get("/coins/markets").respond(json=markets(2))
         version = selectors.market_version()
         with django_capture_on_commit_callbacks(execute=True):
-            services.sync_markets(client=make_client())
+            services.sync_markets(client=make_client(), follow_up=False)
     finally:
         hooks.unsubscribe(received.append)
     assert selectors.market_version() != version
@@ -195,7 +214,8 @@ def test_backfill_fetches_only_what_is_missing(cg_mock, make_client):
     cg_mock.get("/coins/coin-2/market_chart").respond(json={"prices": "nope"})
     run = services.backfill_history(client=make_client(), top_n=2)
     assert full.calls.last.request.url.params["days"] == "365"  # never filled: a year (the demo plan's limit)
-    assert run.status == SyncRun.Status.SUCCEEDED
+    assert run.status == SyncRun.Status.PARTIAL
+    assert (run.records_ok, run.records_skipped) == (1, 1)
     assert run.points_written == 2
     assert run.skipped == {"coin-2": "market_chart.prices is not a list"}
     # now covered back a year: next time only the gap since the newest point
@@ -292,9 +312,11 @@ def test_two_concurrent_syncs_run_once(cg_mock, settings):
 
     settings.COINGECKO_BASE_URL = BASE
     route = cg_mock.get("/coins/markets").mock(side_effect=slow_answer)
+    for kind in selectors.FOLLOW_UP_KINDS:  # not a first sync: nothing is chained
+        SyncRun.objects.create(kind=kind, status=SyncRun.Status.SUCCEEDED)
     runs = [SyncRun.objects.create(kind=SyncRun.Kind.MARKETS) for _ in range(2)]
     run_concurrently(2, lambda index: tasks.sync_markets_task.run(sync_run_id=runs[index].pk))
-    statuses = sorted(SyncRun.objects.values_list("status", flat=True))
+    statuses = sorted(SyncRun.objects.filter(kind=SyncRun.Kind.MARKETS).values_list("status", flat=True))
     assert statuses == [SyncRun.Status.SKIPPED, SyncRun.Status.SUCCEEDED]
     assert route.call_count == 1
     assert Coin.objects.count() == 2
