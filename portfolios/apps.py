@@ -23,8 +23,10 @@ class PortfoliosConfig(AppConfig):
 
 def on_prices_updated(event) -> None:
     """After every committed price write: fill the limit orders it crossed, check the alerts it may trip."""
+    from cryptodesk.outbox import enqueue_now
+
     from .tasks import evaluate_alerts_task, fill_limit_orders_task
 
     coin_ids = list(event.coin_ids)
-    fill_limit_orders_task.delay(coin_ids)
-    evaluate_alerts_task.delay(coin_ids)
+    enqueue_now(fill_limit_orders_task, coin_ids)
+    enqueue_now(evaluate_alerts_task, coin_ids)

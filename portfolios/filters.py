@@ -2,11 +2,13 @@
 
 import django_filters
 
+from cryptodesk.api.filters import IdFilter, SafeIsoDateTimeFilter
+
 from .models import Order, Trade
 
 
 class OrderFilter(django_filters.FilterSet):
-    portfolio = django_filters.NumberFilter(field_name="portfolio_id")
+    portfolio = IdFilter(field_name="portfolio_id")
     coin = django_filters.CharFilter(field_name="coin_id")
     status = django_filters.ChoiceFilter(choices=Order.Status.choices)
     side = django_filters.ChoiceFilter(choices=Order.Side.choices)
@@ -18,11 +20,11 @@ class OrderFilter(django_filters.FilterSet):
 
 
 class TradeFilter(django_filters.FilterSet):
-    portfolio = django_filters.NumberFilter(field_name="portfolio_id")
+    portfolio = IdFilter(field_name="portfolio_id")
     coin = django_filters.CharFilter(field_name="coin_id")
     side = django_filters.ChoiceFilter(choices=Order.Side.choices)
-    executed_after = django_filters.IsoDateTimeFilter(field_name="executed_at", lookup_expr="gte")
-    executed_before = django_filters.IsoDateTimeFilter(field_name="executed_at", lookup_expr="lt")
+    executed_after = SafeIsoDateTimeFilter(field_name="executed_at", lookup_expr="gte")
+    executed_before = SafeIsoDateTimeFilter(field_name="executed_at", lookup_expr="lt")
 
     class Meta:
         model = Trade

@@ -4,39 +4,14 @@ from decimal import Decimal
 
 from django import forms
 
+from cryptodesk.forms import CoinChoiceField, amount_field  # shared with strategies
 from cryptodesk.money import AMOUNT
-from market import selectors as market_selectors
-from market.models import Coin
 
 from .models import Alert, CashTransfer, Order
 
 SMALLEST = Decimal(1).scaleb(-AMOUNT["decimal_places"])
 MAX_CASH = Decimal(10) ** 15
 MAX_QUANTITY = Decimal(10) ** 18
-
-
-def amount_field(*, label: str, min_value: Decimal | None, max_value: Decimal, **kwargs) -> forms.DecimalField:
-    """A money or quantity input: at most 18 decimal places (what the database stores), typed as text."""
-    return forms.DecimalField(
-        label=label,
-        max_digits=AMOUNT["max_digits"],
-        decimal_places=AMOUNT["decimal_places"],
-        min_value=min_value,
-        max_value=max_value,
-        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "spellcheck": "false"}),
-        **kwargs,
-    )
-
-
-class CoinChoiceField(forms.ModelChoiceField):
-    """Coins that have a price, in market-cap order: "Bitcoin · BTC"."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("empty_label", None)
-        super().__init__(queryset=market_selectors.coin_rows(), **kwargs)
-
-    def label_from_instance(self, coin: Coin) -> str:
-        return f"{coin.name} · {coin.symbol.upper()}"
 
 
 class PortfolioForm(forms.Form):

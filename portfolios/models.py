@@ -1,13 +1,14 @@
 """Paper portfolios: cash, holdings, orders, trades, transfers, snapshots; watchlists, alerts, notifications."""
 
 import uuid
+from decimal import Decimal, localcontext
 
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from cryptodesk.money import AMOUNT
+from cryptodesk.money import AMOUNT, CONTEXT
 from market.models import Coin
 
 
@@ -37,8 +38,9 @@ class Portfolio(models.Model):
         return self.name
 
     @property
-    def available_cash(self):
-        return self.cash - self.reserved_cash
+    def available_cash(self) -> Decimal:
+        with localcontext(CONTEXT):
+            return self.cash - self.reserved_cash
 
 
 class Holding(models.Model):
@@ -66,6 +68,12 @@ class Holding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.quantity} {self.coin_id}"
+
+    @property
+    def available_quantity(self) -> Decimal:
+        """What open sell orders do not hold."""
+        with localcontext(CONTEXT):
+            return self.quantity - self.reserved_quantity
 
 
 class Order(models.Model):
@@ -119,12 +127,15 @@ class Order(models.Model):
 
 
 class IdempotencyKey(models.Model):
-    """One key per user: the same key and body return the same order, never a second one."""
+    """One key per user: the same key and body return the same order or transfer, never a second one."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     key = models.CharField(max_length=200)
     body_hash = models.CharField(max_length=64)
     order = models.OneToOneField(Order, on_delete=models.CASCADE, related_name="idempotency_key", null=True)
+    transfer = models.OneToOneField(
+        "CashTransfer", on_delete=models.CASCADE, related_name="idempotency_key", null=True, blank=True
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

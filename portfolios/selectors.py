@@ -1,10 +1,12 @@
 """Portfolio reads: valuation from holdings and latest quotes (never a replay of trades), performance, risk."""
 
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
 from itertools import pairwise
+from typing import NamedTuple
 
 from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery
 from django.utils import timezone
@@ -14,7 +16,7 @@ from cryptodesk.money import CONTEXT, quantize
 from market.models import Coin
 from market.selectors import is_stale
 
-from .models import Alert, Holding, Notification, Order, Portfolio, PortfolioSnapshot, Trade, Watchlist
+from .models import Alert, CashTransfer, Holding, Notification, Order, Portfolio, PortfolioSnapshot, Trade, Watchlist
 
 HUNDRED = Decimal(100)
 DAYS_PER_YEAR = Decimal(365)
@@ -52,7 +54,8 @@ class Valuation:
 
     @property
     def total_value(self) -> Decimal:
-        return self.cash + self.market_value
+        with localcontext(CONTEXT):
+            return self.cash + self.market_value
 
 
 # --- querysets ------------------------------------------------------------------------------------
@@ -102,17 +105,13 @@ def portfolio_valuation(portfolio: Portfolio, *, holdings: list[Holding] | None 
     """One query for holdings with their coin and quote; realized P&L over every position ever held."""
     valuation = Valuation(portfolio=portfolio, cash=portfolio.cash)
     for holding in holdings if holdings is not None else _holdings(portfolio):
-        row = holding_row(holding)
-        valuation.rows.append(row)
-        valuation.market_value += row.market_value
-        valuation.unrealized_pnl += row.unrealized_pnl
+        _add_row(valuation, holding_row(holding))
     # every position ever held, closed ones too; summed in Python (SQLite's SUM is floating point)
-    valuation.realized_pnl = sum(
-        Holding.objects.filter(portfolio=portfolio).values_list("realized_pnl", flat=True), Decimal(0)
+    valuation.realized_pnl = money_sum(
+        Holding.objects.filter(portfolio=portfolio).values_list("realized_pnl", flat=True)
     )
+    _allocate(valuation)
     total = valuation.total_value
-    for row in valuation.rows:
-        row.allocation_pct = quantize(row.market_value / total * HUNDRED, places=4) if total else Decimal(0)
     yesterday = (
         PortfolioSnapshot.objects.filter(portfolio=portfolio, date__lt=timezone.now().date())
         .order_by("-date")
@@ -120,11 +119,41 @@ def portfolio_valuation(portfolio: Portfolio, *, holdings: list[Holding] | None 
         .first()
     )
     if yesterday is not None:
-        flows_today = PortfolioSnapshot.objects.filter(portfolio=portfolio, date=timezone.now().date()).values_list(
-            "net_flow", flat=True
-        ).first() or Decimal(0)
-        valuation.day_change = total - yesterday - flows_today
+        flows_today = transfers_today(portfolio)
+        with localcontext(CONTEXT):
+            valuation.day_change = total - yesterday - flows_today
     return valuation
+
+
+def transfers_today(portfolio: Portfolio) -> Decimal:
+    """Deposits minus withdrawals since midnight UTC, from the transfers themselves (snapshots may lag)."""
+    rows = CashTransfer.objects.filter(portfolio=portfolio, created_at__date=timezone.now().date())
+    return money_sum(
+        amount if kind == CashTransfer.Kind.DEPOSIT else -amount for kind, amount in rows.values_list("kind", "amount")
+    )
+
+
+def money_sum(values) -> Decimal:
+    """Σ in the money context: the default 28 digits would round a sum of (38, 18) amounts."""
+    total = Decimal(0)
+    with localcontext(CONTEXT):
+        for value in values:
+            total += value
+    return total
+
+
+def _add_row(valuation: Valuation, row: HoldingRow) -> None:
+    valuation.rows.append(row)
+    with localcontext(CONTEXT):
+        valuation.market_value += row.market_value
+        valuation.unrealized_pnl += row.unrealized_pnl
+
+
+def _allocate(valuation: Valuation) -> None:
+    total = valuation.total_value
+    with localcontext(CONTEXT):
+        for row in valuation.rows:
+            row.allocation_pct = quantize(row.market_value / total * HUNDRED, places=4) if total else Decimal(0)
 
 
 # --- performance ----------------------------------------------------------------------------------
@@ -139,49 +168,79 @@ class Performance:
     net_flows: Decimal
 
 
-def _daily_returns(snapshots: list[PortfolioSnapshot]) -> list[Decimal]:
-    """r_t = (V_t - F_t) / V_{t-1} - 1: a day's deposits and withdrawals are not gains or losses."""
+class Point(NamedTuple):
+    """A closing value (today: live) and the transfers booked since the previous point."""
+
+    date: date
+    total_value: Decimal
+    net_flow: Decimal  # deposits minus withdrawals
+    deposits: Decimal  # deposits alone (the capital put in)
+    is_opening: bool = False  # the 0 before the portfolio existed
+
+
+def daily_returns(series) -> list[Decimal]:
+    """r_t = (V_t - F_t) / V_{t-1} - 1 over (date, value, flow, ...) points; transfers are not gains or losses.
+
+    The first funded day (nothing before it) is measured against the money put in: r = V_t / F_t - 1.
+    """
     returns = []
     with localcontext(CONTEXT):
-        for previous, current in pairwise(snapshots):
-            if previous.total_value > 0:
-                returns.append((current.total_value - current.net_flow) / previous.total_value - 1)
+        for previous, current in pairwise(series):
+            value, flow = current[1], current[2]
+            if previous[1] > 0:
+                returns.append((value - flow) / previous[1] - 1)
+            elif flow > 0:
+                returns.append(value / flow - 1)
     return returns
 
 
-def _snapshots(portfolio: Portfolio, days: int | None, *, live: Valuation | None = None) -> list[PortfolioSnapshot]:
-    qs = PortfolioSnapshot.objects.filter(portfolio=portfolio).order_by("date")
-    if days is not None:
-        qs = qs.filter(date__gte=timezone.now().date() - timedelta(days=days))
-    snapshots = list(qs)
-    if live is not None:
-        today = timezone.now().date()
-        flow = snapshots[-1].net_flow if snapshots and snapshots[-1].date == today else Decimal(0)
-        point = PortfolioSnapshot(
-            portfolio=portfolio,
-            date=today,
-            cash=live.cash,
-            market_value=live.market_value,
-            total_value=live.total_value,
-            net_flow=flow,
-        )
-        snapshots = [s for s in snapshots if s.date != today] + [point]  # today at live prices
-    return snapshots
+def value_series(portfolio: Portfolio, days: int | None, *, live: Valuation) -> list[Point]:
+    """Daily closing values in the range, today at live prices, with the transfers read from CashTransfer rows
+    (a deposit made since the last snapshot is never a gain). A range reaching back to the portfolio's creation
+    opens with a value of 0 the day before, so the starting cash counts as money put in."""
+    today = timezone.now().date()
+    start = None if days is None else today - timedelta(days=days)
+    snapshots = PortfolioSnapshot.objects.filter(portfolio=portfolio, date__lt=today).order_by("date")
+    if start is not None:
+        snapshots = snapshots.filter(date__gte=start)
+    values = [*snapshots.values_list("date", "total_value"), (today, live.total_value)]
+    created = portfolio.created_at.date()
+    if start is None or created >= start:  # the range reaches back to the creation
+        values.insert(0, (min(created, values[0][0]) - timedelta(days=1), Decimal(0)))
+    dates = [day for day, _ in values]
+    flows = [Decimal(0)] * len(values)
+    deposits = [Decimal(0)] * len(values)
+    transfers = CashTransfer.objects.filter(portfolio=portfolio, created_at__date__gt=dates[0])
+    with localcontext(CONTEXT):  # summed in Python: SQLite would add decimals in floating point
+        for created_at, kind, amount in transfers.values_list("created_at", "kind", "amount"):
+            index = bisect_left(dates, created_at.date())  # booked at the first close on or after it
+            if index == len(dates):
+                continue
+            if kind == CashTransfer.Kind.DEPOSIT:
+                flows[index] += amount
+                deposits[index] += amount
+            else:
+                flows[index] -= amount
+    opened = start is None or created >= start
+    return [
+        Point(day, value, flows[i], deposits[i], is_opening=opened and i == 0) for i, (day, value) in enumerate(values)
+    ]
 
 
 def performance(portfolio: Portfolio, *, days: int | None) -> Performance:
-    snapshots = _snapshots(portfolio, days, live=portfolio_valuation(portfolio))
-    twr = series_time_weighted_return([(s.date, s.total_value, s.net_flow) for s in snapshots])
-    net_flows = sum((s.net_flow for s in snapshots[1:]), Decimal(0))
+    points = value_series(portfolio, days, live=portfolio_valuation(portfolio))
+    twr = series_time_weighted_return(points)
+    net_flows = money_sum(point.net_flow for point in points[1:])
     simple = None
-    if len(snapshots) >= 2:
-        start, end = snapshots[0].total_value, snapshots[-1].total_value
-        invested = start + sum((s.net_flow for s in snapshots[1:] if s.net_flow > 0), Decimal(0))
+    if len(points) >= 2:
+        start, end = points[0].total_value, points[-1].total_value
+        invested = start + money_sum(point.deposits for point in points[1:])  # the capital put in
         if invested > 0:
-            simple = quantize((end - start - net_flows) / invested, places=8)
+            with localcontext(CONTEXT):
+                simple = quantize((end - start - net_flows) / invested, places=8)
     return Performance(
         days=days,
-        series=[(s.date, s.total_value) for s in snapshots],
+        series=[(point.date, point.total_value) for point in points if not point.is_opening],
         time_weighted_return=twr,
         simple_return=simple,
         net_flows=net_flows,
@@ -211,7 +270,7 @@ def _stdev(values: list[Decimal]) -> Decimal:
 
 def risk(portfolio: Portfolio, *, days: int = 365) -> Risk:
     valuation = portfolio_valuation(portfolio)
-    returns = _daily_returns(_snapshots(portfolio, days, live=valuation))
+    returns = daily_returns(value_series(portfolio, days, live=valuation))
     volatility = sharpe = var = drawdown = None
     with localcontext(CONTEXT):
         if len(returns) >= 2:
@@ -271,17 +330,16 @@ def valuations_for(user) -> list[Valuation]:
     for portfolio in portfolios:
         valuation = Valuation(portfolio=portfolio, cash=portfolio.cash)
         for holding in holdings[portfolio.pk]:
-            valuation.realized_pnl += holding.realized_pnl
+            with localcontext(CONTEXT):
+                valuation.realized_pnl += holding.realized_pnl
             if holding.quantity > 0:
-                row = holding_row(holding)
-                valuation.rows.append(row)
-                valuation.market_value += row.market_value
-                valuation.unrealized_pnl += row.unrealized_pnl
-        total = valuation.total_value
-        for row in valuation.rows:
-            row.allocation_pct = quantize(row.market_value / total * HUNDRED, places=4) if total else Decimal(0)
+                _add_row(valuation, holding_row(holding))
+        _allocate(valuation)
         if portfolio.previous_total is not None:
-            valuation.day_change = total - portfolio.previous_total - (portfolio.flow_today or Decimal(0))
+            with localcontext(CONTEXT):
+                valuation.day_change = (
+                    valuation.total_value - portfolio.previous_total - (portfolio.flow_today or Decimal(0))
+                )
         valuations.append(valuation)
     return valuations
 
@@ -296,26 +354,29 @@ class Totals:
 
     @property
     def total_value(self) -> Decimal:
-        return self.cash + self.market_value
+        with localcontext(CONTEXT):
+            return self.cash + self.market_value
 
     @property
     def day_change_pct(self) -> Decimal | None:
         """Today's change as a share of yesterday's value (transfers excluded)."""
         if self.day_change is None:
             return None
-        base = self.total_value - self.day_change
-        return quantize(self.day_change / base * HUNDRED, places=4) if base > 0 else None
+        with localcontext(CONTEXT):
+            base = self.total_value - self.day_change
+            return quantize(self.day_change / base * HUNDRED, places=4) if base > 0 else None
 
 
 def totals(valuations: list[Valuation]) -> Totals:
     totals = Totals()
-    for valuation in valuations:
-        totals.cash += valuation.cash
-        totals.market_value += valuation.market_value
-        totals.unrealized_pnl += valuation.unrealized_pnl
-        totals.realized_pnl += valuation.realized_pnl
-        if valuation.day_change is not None:
-            totals.day_change = (totals.day_change or Decimal(0)) + valuation.day_change
+    with localcontext(CONTEXT):
+        for valuation in valuations:
+            totals.cash += valuation.cash
+            totals.market_value += valuation.market_value
+            totals.unrealized_pnl += valuation.unrealized_pnl
+            totals.realized_pnl += valuation.realized_pnl
+            if valuation.day_change is not None:
+                totals.day_change = (totals.day_change or Decimal(0)) + valuation.day_change
     return totals
 
 
@@ -331,23 +392,28 @@ class Position:
 
     @property
     def unrealized_pnl(self) -> Decimal:
-        return self.market_value - self.cost
+        with localcontext(CONTEXT):
+            return self.market_value - self.cost
 
     @property
     def unrealized_pnl_pct(self) -> Decimal | None:
-        return quantize(self.unrealized_pnl / self.cost * HUNDRED, places=4) if self.cost else None
+        with localcontext(CONTEXT):
+            return quantize(self.unrealized_pnl / self.cost * HUNDRED, places=4) if self.cost else None
 
 
 def top_positions(valuations: list[Valuation], total: Decimal, *, limit: int) -> list[Position]:
     positions: dict[str, Position] = {}
-    for valuation in valuations:
-        for row in valuation.rows:
-            position = positions.setdefault(row.coin.pk, Position(coin=row.coin))
-            position.quantity += row.holding.quantity
-            position.market_value += row.market_value
-            position.cost += row.market_value - row.unrealized_pnl
-    for position in positions.values():
-        position.allocation_pct = quantize(position.market_value / total * HUNDRED, places=4) if total else Decimal(0)
+    with localcontext(CONTEXT):
+        for valuation in valuations:
+            for row in valuation.rows:
+                position = positions.setdefault(row.coin.pk, Position(coin=row.coin))
+                position.quantity += row.holding.quantity
+                position.market_value += row.market_value
+                position.cost += row.market_value - row.unrealized_pnl
+        for position in positions.values():
+            position.allocation_pct = (
+                quantize(position.market_value / total * HUNDRED, places=4) if total else Decimal(0)
+            )
     return sorted(positions.values(), key=lambda p: (-p.market_value, p.coin.pk))[:limit]
 
 
@@ -380,19 +446,20 @@ def combined_series(user, days: int | None, valuations: list[Valuation]) -> list
     for day in sorted(by_day):
         for portfolio_id, (total, _) in by_day[day].items():
             latest[portfolio_id] = total
-        series.append((day, sum(latest.values(), Decimal(0)), sum((f for _, f in by_day[day].values()), Decimal(0))))
+        series.append((day, money_sum(latest.values()), money_sum(f for _, f in by_day[day].values())))
     return series
 
 
-def series_time_weighted_return(series: list[tuple[date, Decimal, Decimal]]) -> Decimal | None:
-    """Product of daily (V_t - F_t) / V_t-1: transfers in and out are not gains or losses."""
-    growth, seen = Decimal(1), False
+def series_time_weighted_return(series) -> Decimal | None:
+    """Π (1 + r_t) - 1 over (date, value, flow, ...) points: transfers in and out are not gains or losses."""
+    returns = daily_returns(series)
+    if not returns:
+        return None
+    growth = Decimal(1)
     with localcontext(CONTEXT):
-        for (_, previous, _), (_, value, flow) in pairwise(series):
-            if previous > 0:
-                growth *= (value - flow) / previous
-                seen = True
-    return quantize(growth - 1, places=8) if seen else None
+        for r in returns:
+            growth *= 1 + r
+    return quantize(growth - 1, places=8)
 
 
 # --- dashboard ------------------------------------------------------------------------------------

@@ -6,22 +6,25 @@ the other, and a fixed lock order cannot deadlock. Constraints in the database a
 
 import hashlib
 import json
+import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from functools import partial
 
 from django.conf import settings
-from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from cryptodesk.errors import Conflict, DomainError
-from cryptodesk.money import CONTEXT, mul, quantize
+from cryptodesk.money import CONTEXT, MAX_AMOUNT, mul, quantize
+from cryptodesk.outbox import apply_async_on_commit, enqueue_on_commit
 from market import selectors as market_selectors
 from market.models import Coin, Quote
 
+from . import pricing
 from .models import (
     Alert,
     CashTransfer,
@@ -34,7 +37,7 @@ from .models import (
     Trade,
 )
 
-BPS = Decimal(10_000)
+logger = logging.getLogger(__name__)
 
 
 class OrderRefused(DomainError):
@@ -54,9 +57,34 @@ class NotFound(DomainError):
     title = "Not Found"
 
 
+class InvalidIdempotencyKey(DomainError):
+    slug = "invalid-idempotency-key"
+    title = "Invalid Idempotency-Key"
+
+
+IDEMPOTENCY_KEY_LENGTH = IdempotencyKey._meta.get_field("key").max_length
+IDEMPOTENCY_KEY_CHARS = re.compile(r"[!-~]+(?: [!-~]+)*")
+
+
+class FillRefused(DomainError):
+    slug = "fill-refused"
+    title = "Fill refused"
+
+
 def fee_for(notional: Decimal) -> Decimal:
     """PAPER_FEE_BPS of the notional, rounded up: the desk never undercharges."""
-    return mul(notional, Decimal(settings.PAPER_FEE_BPS) / BPS, rounding=ROUND_UP)
+    return pricing.fee(notional)
+
+
+def _ensure_fits(values: dict[str, Decimal], *, field: str, error: type[DomainError] = OrderRefused) -> None:
+    """Every amount this write would store stays below MAX_AMOUNT (what an AMOUNT column holds)."""
+    for label, value in values.items():
+        if not pricing.fits(value):
+            raise error(
+                f"This would make the {label} {abs(value).normalize(CONTEXT):f}, more than a portfolio can hold "
+                f"(below {MAX_AMOUNT:f}).",
+                field=field,
+            )
 
 
 def body_hash(payload: dict) -> str:
@@ -67,12 +95,39 @@ def body_hash(payload: dict) -> str:
 # --- portfolios and transfers ---------------------------------------------------------------------
 
 
+PORTFOLIO_NAME_TAKEN = "You already have a portfolio with this name."
+WATCHLIST_NAME_TAKEN = "You already have a watchlist with this name."
+
+
+def _name_taken(qs, *, name: str, exclude_pk=None) -> bool:
+    qs = qs.filter(name=name)
+    if exclude_pk is not None:
+        qs = qs.exclude(pk=exclude_pk)
+    return qs.exists()
+
+
+def _save_unique_name(instance, *, taken, message: str, check: bool = True, **save_kwargs) -> None:
+    """Save a row whose (owner, name) is unique: a twin request that wins the race is a 400 on `name`, not a 500."""
+    if check and taken():
+        raise DomainError(message, field="name")
+    try:
+        with transaction.atomic():  # a savepoint: the outer transaction survives the unique violation
+            instance.save(**save_kwargs)
+    except IntegrityError:
+        if taken():
+            raise DomainError(message, field="name") from None
+        raise
+
+
 @transaction.atomic
 def create_portfolio(*, owner, name: str, starting_cash: Decimal, base_currency: str = "usd") -> Portfolio:
-    if Portfolio.objects.filter(owner=owner, name=name).exists():
-        raise DomainError("You already have a portfolio with this name.", field="name")
-    portfolio = Portfolio.objects.create(
+    portfolio = Portfolio(
         owner=owner, name=name, base_currency=base_currency, starting_cash=starting_cash, cash=starting_cash
+    )
+    _save_unique_name(
+        portfolio,
+        taken=partial(_name_taken, Portfolio.objects.filter(owner=owner), name=name),
+        message=PORTFOLIO_NAME_TAKEN,
     )
     if starting_cash > 0:
         CashTransfer.objects.create(portfolio=portfolio, kind=CashTransfer.Kind.DEPOSIT, amount=starting_cash)
@@ -89,29 +144,62 @@ def _locked_portfolio(*, user, portfolio_id) -> Portfolio:
 
 
 @transaction.atomic
-def transfer_cash(*, user, portfolio_id, kind: str, amount: Decimal) -> CashTransfer:
+def transfer_cash(
+    *,
+    user,
+    portfolio_id,
+    kind: str,
+    amount: Decimal,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> tuple[CashTransfer, bool]:
+    """Deposit or withdraw. Returns (transfer, created): a replayed Idempotency-Key returns the original."""
+    key_row = None
+    if idempotency_key is not None:
+        digest = body_hash({"transfer": str(portfolio_id), "kind": kind, "amount": amount})
+        key_row, claimed = _claim_idempotency_key(user=user, key=idempotency_key, digest=digest)
+        if not claimed:
+            return key_row.transfer, False
     portfolio = _locked_portfolio(user=user, portfolio_id=portfolio_id)
-    if kind == CashTransfer.Kind.WITHDRAWAL:
-        if amount > portfolio.available_cash:
-            raise OrderRefused(
-                f"You can withdraw at most {portfolio.available_cash.normalize():f} (cash not held by open orders).",
-                field="amount",
-            )
-        portfolio.cash -= amount
-    else:
-        portfolio.cash += amount
+    with localcontext(CONTEXT):
+        if kind == CashTransfer.Kind.WITHDRAWAL:
+            if amount > portfolio.available_cash:
+                raise OrderRefused(
+                    f"You can withdraw at most {portfolio.available_cash.normalize(CONTEXT):f} "
+                    "(cash not held by open orders).",
+                    field="amount",
+                )
+            portfolio.cash -= amount
+        else:
+            portfolio.cash += amount
+    _ensure_fits({"cash": portfolio.cash}, field="amount")
     portfolio.save(update_fields=["cash"])
-    transfer = CashTransfer.objects.create(portfolio=portfolio, kind=kind, amount=amount)
+    transfer = CashTransfer.objects.create(
+        portfolio=portfolio, kind=kind, amount=amount, created_at=now or timezone.now()
+    )
+    if key_row is not None:
+        key_row.transfer = transfer
+        key_row.save(update_fields=["transfer"])
     _snapshot_after_commit(portfolio.pk)
-    return transfer
+    return transfer, True
 
 
 @transaction.atomic
 def rename_portfolio(*, portfolio: Portfolio, name: str) -> Portfolio:
-    if Portfolio.objects.filter(owner=portfolio.owner, name=name).exclude(pk=portfolio.pk).exists():
-        raise DomainError("You already have a portfolio with this name.", field="name")
+    previous = portfolio.name
     portfolio.name = name
-    portfolio.save(update_fields=["name"])
+    try:
+        _save_unique_name(
+            portfolio,
+            taken=partial(
+                _name_taken, Portfolio.objects.filter(owner_id=portfolio.owner_id), name=name, exclude_pk=portfolio.pk
+            ),
+            message=PORTFOLIO_NAME_TAKEN,
+            update_fields=["name"],
+        )
+    except DomainError:
+        portfolio.name = previous
+        raise
     return portfolio
 
 
@@ -147,33 +235,43 @@ def _holding(portfolio: Portfolio, coin_id: str, *, create: bool) -> Holding | N
     return holding
 
 
-def _buy_cost(quantity: Decimal, price: Decimal) -> tuple[Decimal, Decimal]:
-    notional = mul(quantity, price, rounding=ROUND_UP)
-    return notional, fee_for(notional)
-
-
 def _apply_buy(portfolio: Portfolio, holding: Holding, quantity: Decimal, price: Decimal) -> Fill:
-    notional, fee = _buy_cost(quantity, price)
-    cost = notional + fee
+    priced = pricing.buy_cost(quantity=quantity, price=price)
     with localcontext(CONTEXT):  # 80 digits: a (38,18) × (38,18) product is exact before it is rounded
         old_basis = holding.quantity * holding.average_cost
         holding.quantity += quantity
-        holding.average_cost = quantize((old_basis + cost) / holding.quantity, rounding=ROUND_HALF_EVEN)
-    portfolio.cash -= cost
-    return Fill(price=price, notional=notional, fee=fee, cash_delta=-cost, realized_pnl=None)
+        holding.average_cost = quantize((old_basis + priced.total) / holding.quantity, rounding=ROUND_HALF_EVEN)
+        portfolio.cash -= priced.total
+    fill = Fill(price=price, notional=priced.notional, fee=priced.fee, cash_delta=-priced.total, realized_pnl=None)
+    _ensure_fits_after(portfolio, holding, fill)
+    return fill
 
 
 def _apply_sell(portfolio: Portfolio, holding: Holding, quantity: Decimal, price: Decimal) -> Fill:
-    notional = mul(quantity, price, rounding=ROUND_DOWN)
-    fee = fee_for(notional)
-    proceeds = notional - fee
-    realized = proceeds - mul(quantity, holding.average_cost)
-    holding.quantity -= quantity
-    holding.realized_pnl += realized
-    if holding.quantity == 0:
-        holding.average_cost = Decimal(0)
-    portfolio.cash += proceeds
-    return Fill(price=price, notional=notional, fee=fee, cash_delta=proceeds, realized_pnl=realized)
+    priced = pricing.sell_proceeds(quantity=quantity, price=price)
+    with localcontext(CONTEXT):
+        realized = priced.total - mul(quantity, holding.average_cost)
+        holding.quantity -= quantity
+        holding.realized_pnl += realized
+        if holding.quantity == 0:
+            holding.average_cost = Decimal(0)
+        portfolio.cash += priced.total
+    fill = Fill(price=price, notional=priced.notional, fee=priced.fee, cash_delta=priced.total, realized_pnl=realized)
+    _ensure_fits_after(portfolio, holding, fill)
+    return fill
+
+
+def _ensure_fits_after(portfolio: Portfolio, holding: Holding, fill: Fill) -> None:
+    _ensure_fits(
+        {
+            "notional": fill.notional,
+            "cash": portfolio.cash,
+            "holding": holding.quantity,
+            "average cost": holding.average_cost,
+            "realized P&L": holding.realized_pnl,
+        },
+        field="quantity",
+    )
 
 
 def _record_fill(order: Order, fill: Fill, *, now: datetime) -> Trade:
@@ -217,16 +315,28 @@ def _refuse_not_enough_coin(symbol: str, wanted: Decimal, holding: Holding | Non
     )
 
 
-def _claim_idempotency_key(*, user, key: str, digest: str) -> tuple[IdempotencyKey, Order | None]:
-    """Insert the key first: a concurrent twin waits on the unique index, then finds ours and returns its order."""
+def validate_idempotency_key(key: str) -> str:
+    """1 to 200 printable ASCII characters (what the column holds and a header may carry)."""
+    if not key or len(key) > IDEMPOTENCY_KEY_LENGTH or not IDEMPOTENCY_KEY_CHARS.fullmatch(key):
+        raise InvalidIdempotencyKey(
+            f"An Idempotency-Key is 1 to {IDEMPOTENCY_KEY_LENGTH} printable ASCII characters "
+            "(letters, digits, punctuation, inner spaces).",
+            field="Idempotency-Key",
+        )
+    return key
+
+
+def _claim_idempotency_key(*, user, key: str, digest: str) -> tuple[IdempotencyKey, bool]:
+    """Insert the key first: a concurrent twin waits on the unique index, then finds ours (claimed False)."""
+    validate_idempotency_key(key)
     try:
         with transaction.atomic():
-            return IdempotencyKey.objects.create(owner=user, key=key, body_hash=digest), None
+            return IdempotencyKey.objects.create(owner=user, key=key, body_hash=digest), True
     except IntegrityError:
-        existing = IdempotencyKey.objects.select_related("order").get(owner=user, key=key)
+        existing = IdempotencyKey.objects.select_related("order", "transfer").get(owner=user, key=key)
         if existing.body_hash != digest:
             raise IdempotencyMismatch("This Idempotency-Key was already used with a different request.") from None
-        return existing, existing.order
+        return existing, False
 
 
 @transaction.atomic
@@ -245,7 +355,7 @@ def place_order(
     """Place (and for market orders, fill) an order. Returns (order, created): a replayed key returns the original."""
     now = now or timezone.now()
     key_row = None
-    if idempotency_key:
+    if idempotency_key is not None:
         digest = body_hash(
             {
                 "portfolio": str(portfolio_id),
@@ -256,9 +366,9 @@ def place_order(
                 "limit_price": limit_price,
             }
         )
-        key_row, replay = _claim_idempotency_key(user=user, key=idempotency_key, digest=digest)
-        if replay is not None:
-            return replay, False
+        key_row, claimed = _claim_idempotency_key(user=user, key=idempotency_key, digest=digest)
+        if not claimed:
+            return key_row.order, False
     portfolio = _locked_portfolio(user=user, portfolio_id=portfolio_id)
     quote = _quote(coin_id)
     order = Order(
@@ -279,12 +389,12 @@ def place_order(
             )
         holding = _holding(portfolio, coin_id, create=side == Order.Side.BUY)
         if side == Order.Side.BUY:
-            needed = sum(_buy_cost(quantity, quote.current_price))
+            needed = pricing.buy_cost(quantity=quantity, price=quote.current_price).total
             if needed > portfolio.available_cash:
                 raise _refuse_not_enough_cash(needed, portfolio.available_cash)
             fill = _apply_buy(portfolio, holding, quantity, quote.current_price)
         else:
-            if holding is None or quantity > holding.quantity - holding.reserved_quantity:
+            if holding is None or quantity > holding.available_quantity:
                 raise _refuse_not_enough_coin(quote.coin.symbol.upper(), quantity, holding)
             fill = _apply_sell(portfolio, holding, quantity, quote.current_price)
         portfolio.save(update_fields=["cash"])
@@ -293,19 +403,30 @@ def place_order(
         order.save()
         _record_fill(order, fill, now=now)
     else:
+        priced = pricing.price_order(side=side, quantity=quantity, price=limit_price)
+        reserve = pricing.reservation(side=side, quantity=quantity, limit_price=limit_price)
+        holding = _holding(portfolio, coin_id, create=False)
+        held = holding.quantity if holding is not None else Decimal(0)
+        with localcontext(CONTEXT):
+            # what the fill at the limit would leave; a better market price is checked again at the fill
+            after = {"notional": priced.notional}
+            if side == Order.Side.BUY:
+                after["holding"] = held + quantity
+            else:
+                after["cash"] = portfolio.cash + priced.total
+        _ensure_fits(after, field="quantity")
         if side == Order.Side.BUY:
-            reserve = sum(_buy_cost(quantity, limit_price))
             if reserve > portfolio.available_cash:
                 raise _refuse_not_enough_cash(reserve, portfolio.available_cash)
-            portfolio.reserved_cash += reserve
+            with localcontext(CONTEXT):
+                portfolio.reserved_cash += reserve
             portfolio.save(update_fields=["reserved_cash"])
         else:
-            holding = _holding(portfolio, coin_id, create=False)
-            if holding is None or quantity > holding.quantity - holding.reserved_quantity:
+            if holding is None or quantity > holding.available_quantity:
                 raise _refuse_not_enough_coin(quote.coin.symbol.upper(), quantity, holding)
-            holding.reserved_quantity += quantity
+            with localcontext(CONTEXT):
+                holding.reserved_quantity += quantity
             holding.save(update_fields=["reserved_quantity"])
-            reserve = quantity
         order.reserved = reserve
         order.save()
         transaction.on_commit(partial(_fill_if_crossed, order.pk))  # a limit already through the market fills now
@@ -317,12 +438,14 @@ def place_order(
 
 def _release(portfolio: Portfolio, order: Order) -> None:
     if order.side == Order.Side.BUY:
-        portfolio.reserved_cash -= order.reserved
+        with localcontext(CONTEXT):
+            portfolio.reserved_cash -= order.reserved
         portfolio.save(update_fields=["reserved_cash"])
     else:
         # in Python under the lock, not F(): SQLite would do this subtraction in floating point
         holding = _holding(portfolio, order.coin_id, create=False)
-        holding.reserved_quantity -= order.reserved
+        with localcontext(CONTEXT):
+            holding.reserved_quantity -= order.reserved
         holding.save(update_fields=["reserved_quantity"])
 
 
@@ -350,37 +473,77 @@ def _crossing(qs):
     )
 
 
+# errors that belong to the order's own numbers: it is rejected with the reason; anything else leaves it open
+ORDER_DATA_ERRORS = (DomainError, DataError, IntegrityError, ArithmeticError)
+UNBOOKABLE = "This order could not be booked at the fill price (its amounts are out of range): it was rejected."
+
+
 def _fill_if_crossed(order_id) -> bool:
-    """Fill one open limit order if the market is through its limit, at the better of limit and market."""
+    """Fill one open limit order if the market is through its limit; an unbookable fill rejects the order."""
+    try:
+        with transaction.atomic():  # a savepoint when called in a batch: a failure undoes this order only
+            return _fill_crossed(order_id)
+    except ORDER_DATA_ERRORS as exc:
+        reason = exc.detail if isinstance(exc, DomainError) else UNBOOKABLE
+        logger.warning("limit order %s rejected at fill: %s", order_id, reason, exc_info=exc)
+        _reject(order_id, reason=reason)
+        return False
+
+
+def _fill_crossed(order_id) -> bool:
+    order = _crossing(Order.objects.filter(pk=order_id)).select_related("portfolio").first()
+    if order is None:
+        return False
+    portfolio = Portfolio.objects.select_for_update().get(pk=order.portfolio_id)
+    order = Order.objects.select_for_update().get(pk=order_id)
+    if order.status != Order.Status.OPEN:
+        return False  # cancelled or filled meanwhile
+    market = Quote.objects.get(coin_id=order.coin_id).current_price
+    now = timezone.now()
+    _release(portfolio, order)
+    holding = _holding(portfolio, order.coin_id, create=order.side == Order.Side.BUY)
+    price = pricing.limit_fill_price(side=order.side, limit_price=order.limit_price, market_price=market)
+    apply = _apply_buy if order.side == Order.Side.BUY else _apply_sell
+    try:
+        fill = apply(portfolio, holding, order.quantity, price)
+    except OrderRefused as exc:
+        raise FillRefused(exc.detail, field=exc.field) from exc
+    portfolio.save(update_fields=["cash", "reserved_cash"])
+    holding.updated_at = now
+    holding.save()
+    _record_fill(order, fill, now=now)
+    return True
+
+
+def _reject(order_id, *, reason: str) -> None:
+    """Reject an open order and release what it reserved, so its owner sees why it did not fill."""
     with transaction.atomic():
-        order = _crossing(Order.objects.filter(pk=order_id)).select_related("portfolio").first()
-        if order is None:
-            return False
-        portfolio = Portfolio.objects.select_for_update().get(pk=order.portfolio_id)
+        portfolio_id = Order.objects.filter(pk=order_id).values_list("portfolio_id", flat=True).first()
+        if portfolio_id is None:
+            return
+        portfolio = Portfolio.objects.select_for_update().get(pk=portfolio_id)
         order = Order.objects.select_for_update().get(pk=order_id)
         if order.status != Order.Status.OPEN:
-            return False  # cancelled or filled meanwhile
-        market = Quote.objects.get(coin_id=order.coin_id).current_price
-        now = timezone.now()
+            return
         _release(portfolio, order)
-        holding = _holding(portfolio, order.coin_id, create=order.side == Order.Side.BUY)
-        if order.side == Order.Side.BUY:
-            fill = _apply_buy(portfolio, holding, order.quantity, min(market, order.limit_price))
-        else:
-            fill = _apply_sell(portfolio, holding, order.quantity, max(market, order.limit_price))
-        portfolio.save(update_fields=["cash", "reserved_cash"])
-        holding.updated_at = now
-        holding.save()
-        _record_fill(order, fill, now=now)
-        return True
+        order.status = Order.Status.REJECTED
+        order.reject_reason = reason[: Order._meta.get_field("reject_reason").max_length]
+        order.reserved = Decimal(0)
+        order.save(update_fields=["status", "reject_reason", "reserved"])
 
 
 def fill_limit_orders(*, coin_ids: list[str] | None = None) -> int:
-    """Every open limit order the last prices crossed; each fill is its own transaction."""
+    """Every open limit order the last prices crossed, each in its own savepoint: one bad order stops no other."""
     qs = _crossing(Order.objects.all())
     if coin_ids is not None:
         qs = qs.filter(coin_id__in=coin_ids)
-    return sum(_fill_if_crossed(order_id) for order_id in qs.order_by("created_at").values_list("pk", flat=True))
+    filled = 0
+    for order_id in qs.order_by("created_at").values_list("pk", flat=True):
+        try:
+            filled += _fill_if_crossed(order_id)
+        except DatabaseError:
+            logger.exception("limit order %s not filled this time", order_id)  # transient: it stays open
+    return filled
 
 
 # --- snapshots ------------------------------------------------------------------------------------
@@ -389,7 +552,7 @@ def fill_limit_orders(*, coin_ids: list[str] | None = None) -> int:
 def _snapshot_after_commit(portfolio_id) -> None:
     from .tasks import take_snapshot_task
 
-    transaction.on_commit(partial(take_snapshot_task.delay, portfolio_id))
+    enqueue_on_commit(take_snapshot_task, portfolio_id)
 
 
 def take_snapshot(*, portfolio_id, now: datetime | None = None) -> PortfolioSnapshot | None:
@@ -459,21 +622,30 @@ def evaluate_alerts(*, coin_ids: list[str] | None = None) -> int:
         alerts = alerts.filter(coin_id__in=coin_ids)
     fired = 0
     for alert in alerts:
-        quote = getattr(alert.coin, "quote", None)
-        if quote is None:
-            continue
-        met = _alert_met(alert, quote)
-        if met == alert.is_met:
-            continue
-        with transaction.atomic():
-            # claim the crossing: a concurrent evaluation that saw the same change updates nothing
-            changed = Alert.objects.filter(pk=alert.pk, is_met=alert.is_met).update(
-                is_met=met, last_triggered_at=timezone.now() if met else F("last_triggered_at")
-            )
-            if changed and met:
-                notify_alert(alert, quote)
-                fired += 1
+        try:
+            fired += _evaluate_alert(alert)
+        except Exception:
+            # any failure undoes this alert's savepoint only: it is evaluated again on the next price update
+            logger.exception("alert %s not evaluated", alert.pk)
     return fired
+
+
+def _evaluate_alert(alert: Alert) -> bool:
+    quote = getattr(alert.coin, "quote", None)
+    if quote is None:
+        return False
+    met = _alert_met(alert, quote)
+    if met == alert.is_met:
+        return False
+    with transaction.atomic():
+        # claim the crossing: a concurrent evaluation that saw the same change updates nothing
+        changed = Alert.objects.filter(pk=alert.pk, is_met=alert.is_met).update(
+            is_met=met, last_triggered_at=timezone.now() if met else F("last_triggered_at")
+        )
+        if changed and met:
+            notify_alert(alert, quote)
+            return True
+    return False
 
 
 def notify_alert(alert: Alert, quote: Quote) -> Notification:
@@ -486,12 +658,11 @@ def notify_alert(alert: Alert, quote: Quote) -> Notification:
     notification = Notification.objects.create(
         user=alert.owner, kind="alert", title=title, body=body + ".", link=f"/markets/{alert.coin_id}/"
     )
-    if alert.notify_email:
-        transaction.on_commit(
-            partial(
-                send_mail, f"CryptoDesk alert: {title}", body + ".", settings.DEFAULT_FROM_EMAIL, [alert.owner.email]
-            )
-        )
+    if alert.notify_email and alert.owner.email_verified:
+        from .tasks import send_alert_email_task
+
+        # one task per message, after commit: a failing send never touches the notification or other alerts
+        apply_async_on_commit(send_alert_email_task, args=[notification.pk], robust=True)
     return notification
 
 
@@ -509,20 +680,28 @@ def mark_notifications_read(*, user, notification_id=None) -> int:
 def save_watchlist(*, owner, name: str, coin_ids: list[str], watchlist=None):
     from .models import Watchlist
 
-    clash = Watchlist.objects.filter(owner=owner, name=name)
-    if watchlist is not None:
-        clash = clash.exclude(pk=watchlist.pk)
-    if clash.exists():
-        raise DomainError("You already have a watchlist with this name.", field="name")
+    taken = partial(
+        _name_taken,
+        Watchlist.objects.filter(owner=owner),
+        name=name,
+        exclude_pk=watchlist.pk if watchlist is not None else None,
+    )
+    if taken():
+        raise DomainError(WATCHLIST_NAME_TAKEN, field="name")
     known = set(Coin.objects.filter(pk__in=coin_ids).values_list("pk", flat=True))
     unknown = [coin for coin in coin_ids if coin not in known]
     if unknown:
         raise DomainError(f"Unknown coin ids: {', '.join(sorted(unknown))}.", field="coins")
     if watchlist is None:
-        watchlist = Watchlist.objects.create(owner=owner, name=name)
+        watchlist = Watchlist(owner=owner, name=name)
+        _save_unique_name(watchlist, taken=taken, message=WATCHLIST_NAME_TAKEN, check=False)
     else:
-        watchlist.name = name
-        watchlist.save(update_fields=["name"])
+        previous, watchlist.name = watchlist.name, name
+        try:
+            _save_unique_name(watchlist, taken=taken, message=WATCHLIST_NAME_TAKEN, check=False, update_fields=["name"])
+        except DomainError:
+            watchlist.name = previous
+            raise
     watchlist.coins.set(coin_ids)
     return watchlist
 

@@ -7,7 +7,7 @@ Changes are POSTs that call one service and redirect; a refusal is shown beside 
 
 import re
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, ROUND_UP, Decimal
+from decimal import Decimal, localcontext
 from urllib.parse import urlencode
 from uuid import uuid4
 
@@ -15,7 +15,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db import IntegrityError
 from django.db.models import Count, QuerySet, Window
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -28,11 +27,11 @@ from accounts import selectors as account_selectors
 from cryptodesk.api.scoping import owner_scoped
 from cryptodesk.errors import DomainError
 from cryptodesk.forms import add_service_errors
-from cryptodesk.money import as_str, mul, quantize
+from cryptodesk.money import CONTEXT, as_str, quantize
 from market import selectors as market_selectors
 from market.models import Coin
 
-from . import selectors, services
+from . import pricing, selectors, services
 from .filters import TradeFilter
 from .forms import AlertForm, OrderTicketForm, PortfolioForm, TransferForm, WatchCoinForm, WatchlistForm
 from .models import Alert, Order, Portfolio, Watchlist
@@ -144,8 +143,6 @@ def portfolio_create_view(request: HttpRequest) -> HttpResponse:
             portfolio = services.create_portfolio(owner=request.user, **form.cleaned_data)
         except (DomainError, ValidationError) as exc:
             add_service_errors(form, exc)
-        except IntegrityError:  # a double submit lost the race to its twin
-            form.add_error("name", "You already have a portfolio with this name.")
         else:
             messages.success(request, f"Portfolio “{portfolio.name}” created with {money(portfolio.cash)} in cash.")
             return redirect(_portfolio_url(portfolio.pk))
@@ -179,20 +176,18 @@ def _estimate(portfolio: Portfolio, data: dict) -> Estimate:
     price = data["limit_price"] if kind == Order.Type.LIMIT else quote.current_price
     available = portfolio.available_cash
     problems = []
+    priced = pricing.price_order(side=side, quantity=quantity, price=price)
+    notional, fee, total = priced.notional, priced.fee, priced.total
     if side == Order.Side.BUY:
-        notional = mul(quantity, price, rounding=ROUND_UP)
-        fee = services.fee_for(notional)
-        total = notional + fee
-        cash_after = available - total
+        with localcontext(CONTEXT):
+            cash_after = available - total
         if total > available:
             problems.append(f"Not enough cash: this order needs {money(total)}; {money(available)} is available.")
     else:
-        notional = mul(quantity, price, rounding=ROUND_DOWN)
-        fee = services.fee_for(notional)
-        total = notional - fee
-        cash_after = available + total
+        with localcontext(CONTEXT):
+            cash_after = available + total
         holding = portfolio.holdings.filter(coin=coin).first()
-        free = holding.quantity - holding.reserved_quantity if holding else Decimal(0)
+        free = holding.available_quantity if holding else Decimal(0)
         if quantity > free:
             problems.append(f"You have {as_str(free)} {coin.symbol.upper()} available to sell.")
     if (
@@ -223,7 +218,8 @@ def _preview_context(portfolio: Portfolio, data=None) -> dict:
 
 def _risk_rows(risk: selectors.Risk) -> list[dict]:
     hhi = risk.herfindahl_index
-    equal = f" Yours matches {quantize(1 / hhi, places=1)} equal-sized positions." if hhi else ""
+    with localcontext(CONTEXT):
+        equal = f" Yours matches {quantize(1 / hhi, places=1)} equal-sized positions." if hhi else ""
     return [
         {
             "label": "Volatility",
@@ -416,7 +412,7 @@ def transfer_view(request: HttpRequest, portfolio_id: int) -> HttpResponse:
     form = TransferForm(request.POST)
     if form.is_valid():
         try:
-            transfer = services.transfer_cash(user=request.user, portfolio_id=portfolio.pk, **form.cleaned_data)
+            transfer, _ = services.transfer_cash(user=request.user, portfolio_id=portfolio.pk, **form.cleaned_data)
         except (DomainError, ValidationError) as exc:
             add_service_errors(form, exc)
         else:

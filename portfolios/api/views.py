@@ -113,13 +113,33 @@ class PortfolioViewSet(OwnedMixin, ModelViewSet):
     def risk(self, request: Request, pk=None) -> Response:
         return Response(RiskSerializer(selectors.risk(self.get_object())).data)
 
-    @extend_schema(request=TransferSerializer, responses={201: TransferSerializer})
+    @extend_schema(
+        request=TransferSerializer,
+        responses={201: TransferSerializer, 200: TransferSerializer},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="Same key and body: the same transfer (200), never a second one. Same key, other body: 422.",
+            )
+        ],
+    )
     @action(detail=True, methods=["post"])
     def transfers(self, request: Request, pk=None) -> Response:
         portfolio = self.get_object()
         data = _valid(TransferSerializer, request)
-        transfer = services.transfer_cash(user=request.user, portfolio_id=portfolio.pk, **data)
-        return Response(TransferSerializer(transfer).data, status=status.HTTP_201_CREATED)
+        transfer, created = services.transfer_cash(
+            user=request.user, portfolio_id=portfolio.pk, idempotency_key=_idempotency_key(request), **data
+        )
+        return Response(
+            TransferSerializer(transfer).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+
+def _idempotency_key(request: Request) -> str | None:
+    """The Idempotency-Key header as sent (absent: None); the service refuses an empty or malformed one."""
+    return request.headers.get("Idempotency-Key")
 
 
 def _valid(serializer_class, request: Request, **context) -> dict:
@@ -164,7 +184,7 @@ class OrderViewSet(
             type=data["type"],
             quantity=data["quantity"],
             limit_price=data.get("limit_price"),
-            idempotency_key=request.headers.get("Idempotency-Key") or None,
+            idempotency_key=_idempotency_key(request),
         )
         order.refresh_from_db()  # a limit order already through the market has filled on commit
         return Response(OrderSerializer(order).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

@@ -113,3 +113,16 @@ def test_cancel_racing_a_fill_settles_once(alice, alice_portfolio):
         assert portfolio.cash == Decimal("9919.92")  # 10000 - 80 - 0.08
     else:
         assert portfolio.cash == Decimal("10000")
+
+
+def test_concurrent_creates_of_one_portfolio_name_make_one(alice_api, alice):
+    def request(index: int) -> tuple[int, list[str]]:
+        response = _client(alice_api).post(
+            "/api/v1/portfolios/", {"name": "Twin", "starting_cash": "100"}, format="json"
+        )
+        return response.status_code, list(response.json().get("errors", {}))
+
+    results = run_concurrently(8, request)
+    assert sorted(status for status, _ in results) == [201] + [400] * 7
+    assert all(fields == ["name"] for status, fields in results if status == 400)
+    assert Portfolio.objects.filter(owner=alice, name="Twin").count() == 1

@@ -1,0 +1,83 @@
+"""Order pricing without the ORM: notional, fee, cost, proceeds, reservation and limit fill price.
+
+Rounding policy (CONVENTIONS): a buy's notional and every fee round up (the desk never undercharges), a
+sell's notional rounds down; everything is computed in the 80-digit money context and quantized to 18 places.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+
+from django.conf import settings
+
+from cryptodesk.money import CONTEXT, MAX_AMOUNT, ROUND_DOWN, ROUND_UP, mul
+
+BPS = Decimal(10_000)
+BUY = "buy"
+SELL = "sell"
+
+
+@dataclass(frozen=True)
+class Priced:
+    """One side of a fill: `total` is a buy's cost (fee included) or a sell's proceeds (fee deducted)."""
+
+    notional: Decimal
+    fee: Decimal
+    total: Decimal
+
+
+def _fee_bps(fee_bps: int | Decimal | None) -> Decimal:
+    return Decimal(settings.PAPER_FEE_BPS if fee_bps is None else fee_bps)
+
+
+def fee(notional: Decimal, *, fee_bps: int | Decimal | None = None) -> Decimal:
+    """`fee_bps` (default PAPER_FEE_BPS) basis points of the notional, rounded up."""
+    with localcontext(CONTEXT):
+        rate = _fee_bps(fee_bps) / BPS
+    return mul(notional, rate, rounding=ROUND_UP)
+
+
+def notional(*, side: str, quantity: Decimal, price: Decimal) -> Decimal:
+    """quantity × price: rounded up for a buy, down for a sell."""
+    return mul(quantity, price, rounding=ROUND_UP if side == BUY else ROUND_DOWN)
+
+
+def buy_cost(*, quantity: Decimal, price: Decimal, fee_bps: int | Decimal | None = None) -> Priced:
+    value = notional(side=BUY, quantity=quantity, price=price)
+    charge = fee(value, fee_bps=fee_bps)
+    with localcontext(CONTEXT):
+        return Priced(notional=value, fee=charge, total=value + charge)
+
+
+def sell_proceeds(*, quantity: Decimal, price: Decimal, fee_bps: int | Decimal | None = None) -> Priced:
+    value = notional(side=SELL, quantity=quantity, price=price)
+    charge = fee(value, fee_bps=fee_bps)
+    with localcontext(CONTEXT):
+        return Priced(notional=value, fee=charge, total=value - charge)
+
+
+def price_order(*, side: str, quantity: Decimal, price: Decimal, fee_bps: int | Decimal | None = None) -> Priced:
+    if side == BUY:
+        return buy_cost(quantity=quantity, price=price, fee_bps=fee_bps)
+    return sell_proceeds(quantity=quantity, price=price, fee_bps=fee_bps)
+
+
+def reservation(*, side: str, quantity: Decimal, limit_price: Decimal, fee_bps: int | Decimal | None = None) -> Decimal:
+    """What an open limit order holds: a buy's cost at its limit (cash), a sell's quantity (coins)."""
+    if side == BUY:
+        return buy_cost(quantity=quantity, price=limit_price, fee_bps=fee_bps).total
+    return quantity
+
+
+def is_crossed(*, side: str, limit_price: Decimal, market_price: Decimal) -> bool:
+    """The market is at or through the limit: a buy at or below it, a sell at or above it."""
+    return market_price <= limit_price if side == BUY else market_price >= limit_price
+
+
+def limit_fill_price(*, side: str, limit_price: Decimal, market_price: Decimal) -> Decimal:
+    """A crossed limit order fills at the better of its limit and the market."""
+    return min(limit_price, market_price) if side == BUY else max(limit_price, market_price)
+
+
+def fits(value: Decimal) -> bool:
+    """The value can be stored in an AMOUNT column (38 digits, 18 places)."""
+    return abs(value) < MAX_AMOUNT
