@@ -20,6 +20,8 @@ class StrategiesConfig(AppConfig):
 
 def on_prices_updated(event) -> None:
     """After every committed price write: strategies trading on paper look at their newest bar."""
+    from cryptodesk.outbox import enqueue_now
+
     from .tasks import evaluate_paper_runs_task
 
-    evaluate_paper_runs_task.delay(list(event.coin_ids))
+    enqueue_now(evaluate_paper_runs_task, list(event.coin_ids))

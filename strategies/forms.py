@@ -9,11 +9,11 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from cryptodesk.forms import BoundedDecimalField, CoinChoiceField, amount_field
 from market.models import Coin
-from portfolios.forms import CoinChoiceField, amount_field
 from portfolios.models import Portfolio
 
-from .engine.kinds import KINDS, TIMEFRAMES, Kind, Param
+from .engine.kinds import KINDS, TIMEFRAMES, Kind, Param, ParamError
 from .models import Strategy
 
 PARAM_PREFIX = "params."  # a parameter's field is named as the service names its errors: "params.fast"
@@ -37,20 +37,40 @@ def param_label(param: Param) -> str:
     return param.name.replace("_", " ").capitalize()
 
 
+class ParamField(forms.Field):
+    """A strategy parameter typed in a number input, cleaned by its declaration (Param.clean) alone: the same
+    bounds, digits and refusals as the API."""
+
+    def __init__(self, *, param: Param, **kwargs):
+        self.param = param
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        try:
+            return self.param.clean(value)
+        except ParamError as exc:
+            raise forms.ValidationError(exc.message, code="invalid") from None
+
+
 def param_field(param: Param, initial) -> forms.Field:
     """A number input bounded as the declaration says, its default filled in and its description as help."""
-    common = {
-        "label": param_label(param),
-        "min_value": param.minimum,
-        "max_value": param.maximum,
-        "initial": initial,
-        "help_text": param.description,
-    }
     if param.kind is int:
-        return forms.IntegerField(widget=forms.NumberInput(attrs={"step": 1}), **common)
-    exponent = param.minimum.as_tuple().exponent if isinstance(param.minimum, Decimal) else 0
-    step = min(DECIMAL_STEP, Decimal(1).scaleb(exponent)) if isinstance(exponent, int) else DECIMAL_STEP
-    return forms.DecimalField(widget=forms.NumberInput(attrs={"step": str(step), "inputmode": "decimal"}), **common)
+        step = "1"
+    else:
+        exponent = param.minimum.as_tuple().exponent if isinstance(param.minimum, Decimal) else 0
+        step = str(min(DECIMAL_STEP, Decimal(1).scaleb(exponent)) if isinstance(exponent, int) else DECIMAL_STEP)
+    attrs = {"min": str(param.minimum), "max": str(param.maximum), "step": step}
+    if param.kind is not int:
+        attrs["inputmode"] = "decimal"
+    return ParamField(
+        param=param,
+        label=param_label(param),
+        initial=initial,
+        help_text=param.description,
+        widget=forms.NumberInput(attrs=attrs),
+    )
 
 
 def kind_for(value: object, fallback: str | None = None) -> Kind:
@@ -188,7 +208,7 @@ class BacktestForm(forms.Form):
         initial=Decimal(10_000),
         error_messages={"min_value": "Enter a capital above 0."},
     )
-    fee_bps = forms.DecimalField(
+    fee_bps = BoundedDecimalField(
         label="Fee (bps)",
         max_digits=8,
         decimal_places=4,
@@ -198,7 +218,7 @@ class BacktestForm(forms.Form):
         help_text="Paid on each side: 10 bps = 0.1 %.",
         widget=forms.NumberInput(attrs={"step": "0.01"}),
     )
-    slippage_bps = forms.DecimalField(
+    slippage_bps = BoundedDecimalField(
         label="Slippage (bps)",
         max_digits=8,
         decimal_places=4,

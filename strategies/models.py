@@ -29,6 +29,9 @@ class Strategy(models.Model):
     cloned_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="clones")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
+    archived_at = models.DateTimeField(
+        null=True, blank=True, help_text="Deleted by its owner while others still had runs of it: hidden, not runnable."
+    )
 
     class Meta:
         ordering = ["-updated_at", "-id"]
@@ -70,11 +73,16 @@ class Backtest(models.Model):
     trades = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="The worker's last sign of life.")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="How many times a worker has claimed it.")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["strategy", "-created_at"], name="backtest_strategy_idx")]
+        indexes = [
+            models.Index(fields=["strategy", "-created_at"], name="backtest_strategy_idx"),
+            models.Index(fields=["owner", "status"], name="backtest_owner_status_idx"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(end__gt=F("start")), name="backtest_end_after_start"),
             models.CheckConstraint(condition=Q(initial_capital__gt=0), name="backtest_capital_gt_0"),
@@ -104,6 +112,11 @@ class PaperRun(models.Model):
     capital = models.DecimalField(**AMOUNT, help_text="Cash available to the run when it started.")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.ACTIVE)
     last_bar_ms = models.BigIntegerField(null=True, blank=True, help_text="The newest bar already acted on.")
+    last_error = models.TextField(blank=True, help_text="Why the newest evaluation failed; empty once one succeeds.")
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    # the drift report's backtest, kept until a newer price point arrives: a page view never re-simulates
+    drift_backtest = models.JSONField(null=True, blank=True)
+    drift_point_ms = models.BigIntegerField(null=True, blank=True, help_text="The newest point drift_backtest read.")
     started_at = models.DateTimeField(default=timezone.now)
     stopped_at = models.DateTimeField(null=True, blank=True)
 

@@ -1,17 +1,19 @@
 """Strategy writes and backtest runs: parameters validated against the kind's declaration, results exact."""
 
-from datetime import datetime
-from decimal import Decimal
-from functools import partial
+import logging
+from datetime import datetime, timedelta
+from decimal import ROUND_DOWN, Decimal, localcontext
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
 from cryptodesk.errors import DomainError
-from cryptodesk.money import as_str
+from cryptodesk.money import CONTEXT, as_str, mul
+from cryptodesk.outbox import enqueue_on_commit
 from cryptodesk.timestamps import from_ms, to_ms
 from market.models import PricePoint
 from portfolios import services as portfolio_services
@@ -20,15 +22,16 @@ from portfolios.models import Holding, Order, Portfolio
 from .engine import backtest as engine
 from .engine import convert, metrics
 from .engine.kinds import KINDS, TIMEFRAMES, ParamError, validate
+from .errors import NotAllowed, TooManyBacktests, field_error
 from .models import Backtest, PaperFill, PaperRun, Strategy
 
+logger = logging.getLogger(__name__)
+
 EQUITY_POINTS_MAX = 2000  # stored curve: enough for any chart, small enough for one JSON response
-
-
-class NotAllowed(DomainError):
-    status = 403
-    slug = "permission-denied"
-    title = "Not allowed"
+BACKTEST_TIME_LIMIT_S = 330  # run_backtest_task's hard time limit
+BACKTEST_REAP_MARGIN_S = 120  # running this much past the limit: its worker is gone
+BACKTEST_MAX_ATTEMPTS = 2  # a backtest whose worker died is requeued once, then failed
+ACTIVE = (Backtest.Status.QUEUED, Backtest.Status.RUNNING)
 
 
 def clean_params(kind: str, params: dict | None) -> dict:
@@ -37,7 +40,7 @@ def clean_params(kind: str, params: dict | None) -> dict:
         cleaned = validate(kind, params)
     except ParamError as exc:
         field = "kind" if exc.field == "kind" else f"params.{exc.field}"
-        raise ValidationError({field: [exc.message]}) from None
+        raise field_error(field, exc.message) from None
     return {name: str(value) if isinstance(value, Decimal) else value for name, value in cleaned.items()}
 
 
@@ -86,6 +89,30 @@ def update_strategy(*, strategy: Strategy, user, **changes) -> Strategy:
 
 
 @transaction.atomic
+def delete_strategy(*, strategy: Strategy, user) -> bool:
+    """The owner's delete. A strategy others have backtested, trade on paper or cloned is archived instead
+    (hidden, not runnable, their runs kept); the owner's own backtests of it go either way. True if deleted."""
+    strategy = Strategy.objects.select_for_update().get(pk=strategy.pk, owner=user)
+    in_use = (
+        strategy.backtests.exclude(owner=user).exists()
+        or strategy.paper_runs.exclude(owner=user).exists()
+        or strategy.clones.exclude(owner=user).exists()
+    )
+    if not in_use:
+        strategy.delete()
+        return True
+    now = timezone.now()
+    strategy.backtests.filter(owner=user).delete()
+    strategy.paper_runs.filter(owner=user, status=PaperRun.Status.ACTIVE).update(
+        status=PaperRun.Status.STOPPED, stopped_at=now
+    )
+    Strategy.objects.filter(pk=strategy.pk).update(
+        archived_at=now, visibility=Strategy.Visibility.PRIVATE, updated_at=now
+    )
+    return False
+
+
+@transaction.atomic
 def clone_strategy(*, strategy: Strategy, user) -> Strategy:
     """A private copy the user owns; the published original stays as it is."""
     return Strategy.objects.create(
@@ -112,7 +139,18 @@ def queue_backtest(
     slippage_bps: Decimal,
 ) -> Backtest:
     if end <= start:
-        raise ValidationError({"end": ["The end must be after the start."]})
+        raise field_error("end", "The end must be after the start.")
+    # lock the strategy (a delete waits for this run to be counted) and the user (two requests at once must not
+    # both see room under the cap)
+    if not Strategy.objects.select_for_update().filter(pk=strategy.pk, archived_at__isnull=True).exists():
+        raise field_error("strategy", "This strategy has been deleted by its owner: it cannot be run again.")
+    # the user: two requests at once must not both see room under the cap
+    get_user_model().objects.select_for_update().filter(pk=user.pk).first()
+    cap = settings.BACKTEST_MAX_ACTIVE_PER_USER
+    if Backtest.objects.filter(owner=user, status__in=ACTIVE).count() >= cap:
+        raise TooManyBacktests(
+            f"You already have {cap} backtests queued or running: wait for one to finish, then try again."
+        )
     backtest = Backtest.objects.create(
         strategy=strategy,
         owner=user,
@@ -128,12 +166,14 @@ def queue_backtest(
     )
     from .tasks import run_backtest_task
 
-    transaction.on_commit(partial(run_backtest_task.delay, str(backtest.pk)))
+    enqueue_on_commit(run_backtest_task, str(backtest.pk))
     return backtest
 
 
 def _progress(backtest_id, value: int) -> None:
-    Backtest.objects.filter(pk=backtest_id, status=Backtest.Status.RUNNING).update(progress=value)
+    Backtest.objects.filter(pk=backtest_id, status=Backtest.Status.RUNNING).update(
+        progress=value, heartbeat_at=timezone.now()
+    )
 
 
 def _sample(rows: list, limit: int) -> list:
@@ -146,8 +186,9 @@ def _sample(rows: list, limit: int) -> list:
 
 def run_backtest(backtest_id) -> Backtest | None:
     """Claim a queued backtest and run it; a failure is recorded with its reason, never raised to the worker."""
+    now = timezone.now()
     if not Backtest.objects.filter(pk=backtest_id, status=Backtest.Status.QUEUED).update(
-        status=Backtest.Status.RUNNING, started_at=timezone.now(), progress=5
+        status=Backtest.Status.RUNNING, started_at=now, heartbeat_at=now, progress=5, attempts=F("attempts") + 1
     ):
         return None  # another worker has it, or it is done
     backtest = Backtest.objects.select_related("coin").get(pk=backtest_id)
@@ -165,6 +206,35 @@ def _fail(backtest_id, reason: str) -> None:
     Backtest.objects.filter(pk=backtest_id).update(
         status=Backtest.Status.FAILED, error=reason, finished_at=timezone.now()
     )
+
+
+def reap_backtests(*, now: datetime | None = None) -> dict[str, int]:
+    """Backtests `running` past the task's time limit plus a margin lost their worker: requeued once, then failed
+    with the reason. Returns how many of each."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=BACKTEST_TIME_LIMIT_S + BACKTEST_REAP_MARGIN_S)
+    stuck = Backtest.objects.filter(status=Backtest.Status.RUNNING, started_at__lt=cutoff)
+    failed = stuck.filter(attempts__gte=BACKTEST_MAX_ATTEMPTS).update(
+        status=Backtest.Status.FAILED,
+        finished_at=now,
+        error=(
+            f"The worker running this backtest stopped {BACKTEST_MAX_ATTEMPTS} times before it finished: "
+            "try a shorter range or the 1d timeframe."
+        ),
+    )
+    from .tasks import run_backtest_task
+
+    requeued = 0
+    for backtest_id in list(stuck.filter(attempts__lt=BACKTEST_MAX_ATTEMPTS).values_list("pk", flat=True)):
+        # conditional: a worker that was only slow and finished meanwhile keeps its result
+        if Backtest.objects.filter(pk=backtest_id, status=Backtest.Status.RUNNING, started_at__lt=cutoff).update(
+            status=Backtest.Status.QUEUED, progress=0, started_at=None, heartbeat_at=None
+        ):
+            requeued += 1
+            enqueue_on_commit(run_backtest_task, str(backtest_id))
+    if requeued or failed:
+        logger.warning("reaped backtests whose worker stopped: %d requeued, %d failed", requeued, failed)
+    return {"requeued": requeued, "failed": failed}
 
 
 def _run(backtest: Backtest) -> None:
@@ -280,11 +350,13 @@ def _bars_until(coin_id: str, timeframe: str, *, since, until=None):
 def start_paper_run(*, strategy: Strategy, user, portfolio) -> PaperRun:
     portfolio = Portfolio.objects.select_for_update().filter(pk=portfolio.pk, owner=user).first()
     if portfolio is None:
-        raise ValidationError({"portfolio": ["Choose one of your portfolios."]})
+        raise field_error("portfolio", "Choose one of your portfolios.")
+    if strategy.archived_at is not None:
+        raise field_error("portfolio", "This strategy has been deleted by its owner: it cannot be started again.")
     if PaperRun.objects.filter(portfolio=portfolio, coin=strategy.coin, status=PaperRun.Status.ACTIVE).exists():
-        raise ValidationError({"portfolio": [f"A strategy already trades {strategy.coin_id} in this portfolio."]})
+        raise field_error("portfolio", f"A strategy already trades {strategy.coin_id} in this portfolio.")
     if portfolio.available_cash <= 0:
-        raise ValidationError({"portfolio": ["This portfolio has no available cash to trade with."]})
+        raise field_error("portfolio", "This portfolio has no available cash to trade with.")
     return PaperRun.objects.create(
         strategy=strategy,
         owner=user,
@@ -307,17 +379,18 @@ def stop_paper_run(*, run) -> None:
 def _run_book(run) -> tuple[Decimal, Decimal]:
     """(cash left to the run, coins it holds) from its own fills."""
     cash, quantity = run.capital, Decimal(0)
-    for fill in run.fills.select_related("order"):
-        order = fill.order
-        if order.status != "filled":
-            continue
-        notional = (order.quantity * order.filled_price).quantize(Decimal(1).scaleb(-18))
-        if order.side == "buy":
-            cash -= notional + order.fee
-            quantity += order.quantity
-        else:
-            cash += notional - order.fee
-            quantity -= order.quantity
+    with localcontext(CONTEXT):
+        for fill in run.fills.select_related("order"):
+            order = fill.order
+            if order.status != "filled":
+                continue
+            notional = mul(order.quantity, order.filled_price)
+            if order.side == "buy":
+                cash -= notional + order.fee
+                quantity += order.quantity
+            else:
+                cash += notional - order.fee
+                quantity -= order.quantity
     return cash, quantity
 
 
@@ -340,16 +413,17 @@ def evaluate_paper_run(run, *, now: datetime | None = None) -> str | None:
         return None
     cash, held = _run_book(run)
     quote_price = run.coin.quote.current_price
-    if signal == "buy":
-        fee_rate = Decimal(settings.PAPER_FEE_BPS) / Decimal(10_000)
-        budget = min(cash, run.portfolio.available_cash)
-        if run.kind == "dca":
-            budget = min(budget, Decimal(str(run.params["amount"])))
-        quantity = (budget / (quote_price * (1 + fee_rate))).quantize(QUANTITY_STEP, rounding="ROUND_DOWN")
-    else:
-        holding = Holding.objects.filter(portfolio=run.portfolio, coin=run.coin).first()
-        available = holding.quantity - holding.reserved_quantity if holding else Decimal(0)
-        quantity = min(held, available)
+    with localcontext(CONTEXT):
+        if signal == "buy":
+            fee_rate = Decimal(settings.PAPER_FEE_BPS) / Decimal(10_000)
+            budget = min(cash, run.portfolio.available_cash)
+            if run.kind == "dca":
+                budget = min(budget, Decimal(str(run.params["amount"])))
+            quantity = (budget / (quote_price * (1 + fee_rate))).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
+        else:
+            holding = Holding.objects.filter(portfolio=run.portfolio, coin=run.coin).first()
+            available = holding.quantity - holding.reserved_quantity if holding else Decimal(0)
+            quantity = min(held, available)
     if quantity <= 0:
         PaperRun.objects.filter(pk=run.pk).update(last_bar_ms=bar_ms)
         return None
@@ -367,34 +441,60 @@ def evaluate_paper_run(run, *, now: datetime | None = None) -> str | None:
             if created:
                 PaperFill.objects.create(run=run, order=order, bar_ms=bar_ms)
             PaperRun.objects.filter(pk=run.pk).update(last_bar_ms=bar_ms)
-    except DomainError:
-        return None  # refused (a stale price, say): the next sync tries this bar again
+    except DomainError as exc:  # refused (a stale price, say): the next sync tries this bar again
+        _record_error(run, f"The {signal} order was refused: {exc.detail}", log=False)
+        return None
+    if run.last_error:
+        PaperRun.objects.filter(pk=run.pk).update(last_error="", last_error_at=None)
     return signal
 
 
+def _record_error(run: PaperRun, message: str, *, log: bool) -> None:
+    """The reason on the run; logged when it is news (a run failing at every sync logs once, not every time)."""
+    message = message[:2000]
+    if log and message != run.last_error:
+        logger.warning("paper run %s failed: %s", run.pk, message)
+    PaperRun.objects.filter(pk=run.pk).update(last_error=message, last_error_at=timezone.now())
+
+
 def evaluate_paper_runs(*, coin_ids: list[str] | None = None) -> int:
+    """Every active run once, each in its own savepoint: one run's failure is recorded on it and never stops
+    the others. Returns how many placed an order."""
     runs = PaperRun.objects.filter(status=PaperRun.Status.ACTIVE).select_related("owner", "portfolio", "coin__quote")
     if coin_ids is not None:
         runs = runs.filter(coin_id__in=coin_ids)
-    return sum(evaluate_paper_run(run) is not None for run in runs)
+    acted = 0
+    for run in runs:
+        try:
+            with transaction.atomic():
+                acted += evaluate_paper_run(run) is not None
+        except Exception as exc:  # one run's bug or bad data must not end the batch
+            _record_error(run, f"{exc.__class__.__name__}: {exc}", log=True)
+    return acted
 
 
 def drift_report(run, *, now: datetime | None = None) -> dict:
-    """The paper run against a backtest of the same strategy over the same period, side by side."""
+    """The paper run against a backtest of the same strategy over the same period, side by side. The backtest is
+    simulated once per newest price point and kept on the run: reading the report again costs no simulation."""
     now = now or (run.stopped_at or timezone.now())
-    size = TIMEFRAMES[run.timeframe]
-    times, closes = _bars_until(
-        run.coin_id, run.timeframe, since=from_ms(to_ms(run.started_at) - WARMUP_BARS * size), until=now
+    latest = (
+        PricePoint.objects.filter(coin_id=run.coin_id, ts__lte=now).order_by("-ts").values_list("ts", "price").first()
     )
-    start_ms = to_ms(run.started_at) // size * size
-    trade_from = convert.index_at_or_after(times, start_ms) if len(times) else 0
+    latest_ms = to_ms(latest[0]) if latest else None
+    if latest_ms is None or latest_ms != run.drift_point_ms:
+        backtest = _drift_backtest(run, now=now)
+        PaperRun.objects.filter(pk=run.pk).update(drift_backtest=backtest, drift_point_ms=latest_ms)
+        run.drift_backtest, run.drift_point_ms = backtest, latest_ms
+    backtest = run.drift_backtest
     cash, held = _run_book(run)
     quote = getattr(run.coin, "quote", None)
     if quote is not None:
         price = quote.current_price
-    else:  # no quote (yet): value the coins at the newest stored close
-        price = convert.to_decimal(float(closes[-1]), places=18) if len(closes) else Decimal(0)
-    paper_equity = cash + (held * price).quantize(Decimal(1).scaleb(-18))
+    else:  # no quote (yet): value the coins at the newest stored price
+        price = latest[1] if latest else Decimal(0)
+    with localcontext(CONTEXT):
+        paper_equity = cash + mul(held, price)
+        paper_return = convert.to_number(float(paper_equity / run.capital - 1))
     fills = [
         {
             "time": fill.order.filled_at,
@@ -406,48 +506,53 @@ def drift_report(run, *, now: datetime | None = None) -> dict:
         }
         for fill in run.fills.select_related("order")
     ]
-    report = {
+    return {
         "period": {"start": run.started_at, "end": now},
-        "paper": {
-            "return": convert.to_number(float(paper_equity / run.capital - 1)),
-            "equity": as_str(paper_equity),
-            "fills": fills,
-        },
-        "backtest": None,
-        "return_difference": None,
+        "paper": {"return": paper_return, "equity": as_str(paper_equity), "fills": fills},
+        "backtest": backtest,
+        "return_difference": convert.to_number(paper_return - backtest["return"]) if backtest else None,
         "notes": (
             "Paper orders fill at the last synced price when the sync runs; the backtest fills at bar closes. "
             "Both pay the same fee; the backtest assumes no slippage."
         ),
     }
-    if len(times) - trade_from >= 2:
-        simulation = engine.run(
-            kind=run.kind,
-            params=validate(run.kind, run.params),
-            times=times,
-            close=closes,
-            capital=float(run.capital),
-            fee_bps=float(settings.PAPER_FEE_BPS),
-            slippage_bps=0.0,
-            trade_from=trade_from,
-        )
-        figures = metrics.compute(simulation, capital=float(run.capital))
-        report["backtest"] = {
-            "return": convert.to_number(figures["total_return"]),
-            "equity": as_str(convert.to_decimal(figures["final_equity"])),
-            "trades": [
-                {
-                    "entry_time": int(simulation.times[t.entry_index]),
-                    "exit_time": int(simulation.times[t.exit_index]),
-                    "entry_price": as_str(convert.to_decimal(t.entry_price)),
-                    "exit_price": as_str(convert.to_decimal(t.exit_price)),
-                    "quantity": as_str(convert.to_decimal(t.quantity, places=18)),
-                }
-                for t in simulation.trades
-            ],
-        }
-        report["return_difference"] = convert.to_number(report["paper"]["return"] - figures["total_return"])
-    return report
+
+
+def _drift_backtest(run, *, now: datetime) -> dict | None:
+    """The backtest half of the drift report (JSON-ready), or None while there are fewer than two bars to trade."""
+    size = TIMEFRAMES[run.timeframe]
+    times, closes = _bars_until(
+        run.coin_id, run.timeframe, since=from_ms(to_ms(run.started_at) - WARMUP_BARS * size), until=now
+    )
+    start_ms = to_ms(run.started_at) // size * size
+    trade_from = convert.index_at_or_after(times, start_ms) if len(times) else 0
+    if len(times) - trade_from < 2:
+        return None
+    simulation = engine.run(
+        kind=run.kind,
+        params=validate(run.kind, run.params),
+        times=times,
+        close=closes,
+        capital=float(run.capital),
+        fee_bps=float(settings.PAPER_FEE_BPS),
+        slippage_bps=0.0,
+        trade_from=trade_from,
+    )
+    figures = metrics.compute(simulation, capital=float(run.capital))
+    return {
+        "return": convert.to_number(figures["total_return"]),
+        "equity": as_str(convert.to_decimal(figures["final_equity"])),
+        "trades": [
+            {
+                "entry_time": int(simulation.times[t.entry_index]),
+                "exit_time": int(simulation.times[t.exit_index]),
+                "entry_price": as_str(convert.to_decimal(t.entry_price)),
+                "exit_price": as_str(convert.to_decimal(t.exit_price)),
+                "quantity": as_str(convert.to_decimal(t.quantity, places=18)),
+            }
+            for t in simulation.trades
+        ],
+    }
 
 
 # --- demo -----------------------------------------------------------------------------------------

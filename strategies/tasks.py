@@ -5,9 +5,20 @@ from celery import shared_task
 from . import services
 
 
-@shared_task(acks_late=True, soft_time_limit=300, time_limit=330)
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,  # a killed worker's message goes back to the queue, not lost
+    soft_time_limit=services.BACKTEST_TIME_LIMIT_S - 30,
+    time_limit=services.BACKTEST_TIME_LIMIT_S,
+)
 def run_backtest_task(backtest_id: str) -> None:
     services.run_backtest(backtest_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=60, time_limit=90)
+def reap_backtests_task() -> dict[str, int]:
+    """Beat: backtests left `running` by a worker that died are requeued once, then failed with the reason."""
+    return services.reap_backtests()
 
 
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=150)

@@ -10,6 +10,7 @@ urlpatterns = [
     path("strategies/<int:strategy_id>/", views.strategy_detail_view, name="strategy-detail"),
     path("strategies/<int:strategy_id>/edit/", views.strategy_edit_view, name="strategy-edit"),
     path("strategies/<int:strategy_id>/clone/", views.strategy_clone_view, name="strategy-clone"),
+    path("strategies/<int:strategy_id>/delete/", views.strategy_delete_view, name="strategy-delete"),
     path("strategies/<int:strategy_id>/backtests/", views.backtest_run_view, name="backtest-run"),
     path("backtests/<uuid:backtest_id>/", views.backtest_detail_view, name="backtest-detail"),
     path("strategies/<int:strategy_id>/paper/", views.paper_run_start_view, name="paper-run-start"),

@@ -9,7 +9,7 @@ Changes are POSTs that call one service and redirect; a refusal is shown beside 
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -21,13 +21,12 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from rest_framework.exceptions import ValidationError
 
 from cryptodesk.errors import DomainError
 from cryptodesk.forms import add_service_errors
-from cryptodesk.money import quantize
+from cryptodesk.money import CONTEXT, quantize
+from cryptodesk.templatetags.numbers import fraction_pct, money, tone
 from cryptodesk.timestamps import from_ms
-from portfolios.templatetags.portfolio_tags import fraction_pct, money, tone
 
 from . import selectors, services
 from .engine.kinds import KINDS, TIMEFRAMES
@@ -56,7 +55,7 @@ def _own_backtests(user) -> QuerySet[Backtest]:
 
 
 def _own_paper_runs(user) -> QuerySet[PaperRun]:
-    return PaperRun.objects.filter(owner=user).select_related("strategy", "portfolio", "coin")
+    return selectors.paper_runs_for(user)
 
 
 def _is_htmx(request: HttpRequest) -> bool:
@@ -146,7 +145,7 @@ def strategy_create_view(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         try:
             strategy = services.create_strategy(owner=request.user, **form.service_arguments())
-        except (DomainError, ValidationError) as exc:
+        except DomainError as exc:
             add_service_errors(form, exc)
         else:
             messages.success(
@@ -167,13 +166,29 @@ def strategy_edit_view(request: HttpRequest, strategy_id: int) -> HttpResponse:
     if form.is_valid():
         try:
             services.update_strategy(strategy=strategy, user=request.user, **form.service_arguments())
-        except (DomainError, ValidationError) as exc:
+        except DomainError as exc:
             add_service_errors(form, exc)
             strategy.refresh_from_db()  # the page shows what is stored, not the refused change
         else:
             messages.success(request, f"Strategy “{strategy.name}” updated.")
             return redirect(_strategy_url(strategy.pk))
     return _form_page(request, form, status=400)
+
+
+@login_required
+@require_POST
+def strategy_delete_view(request: HttpRequest, strategy_id: int) -> HttpResponse:
+    """Only the owner deletes; a strategy others still use is archived, their runs kept."""
+    strategy = get_object_or_404(selectors.own_strategies(request.user), pk=strategy_id)
+    if services.delete_strategy(strategy=strategy, user=request.user):
+        messages.success(request, f"Strategy “{strategy.name}” deleted, with its backtests.")
+    else:
+        messages.success(
+            request,
+            f"Strategy “{strategy.name}” deleted. Others still have backtests, paper runs or copies of it: "
+            "theirs are kept.",
+        )
+    return redirect("strategies:strategy-list")
 
 
 @login_required
@@ -251,7 +266,7 @@ def backtest_run_view(request: HttpRequest, strategy_id: int) -> HttpResponse:
     if form.is_valid():
         try:
             backtest = services.queue_backtest(strategy=strategy, user=request.user, **form.service_arguments())
-        except (DomainError, ValidationError) as exc:
+        except DomainError as exc:
             add_service_errors(form, exc)
         else:
             return redirect("strategies:backtest-detail", backtest_id=backtest.pk)
@@ -409,7 +424,10 @@ def _backtest_context(backtest: Backtest, user) -> dict:
     metrics = backtest.metrics if done else {}
     waited = (timezone.now() - backtest.created_at).total_seconds()
     strategy_return, market_return = _number(metrics.get("total_return")), _number(metrics.get("buy_and_hold_return"))
-    edge = strategy_return - market_return if strategy_return is not None and market_return is not None else None
+    edge = None
+    if strategy_return is not None and market_return is not None:
+        with localcontext(CONTEXT):
+            edge = strategy_return - market_return
     return {
         "backtest": backtest,
         "strategy_readable": _readable(user).filter(pk=backtest.strategy_id).exists(),
@@ -423,7 +441,7 @@ def _backtest_context(backtest: Backtest, user) -> dict:
         "buy_and_hold": _signed_pct(market_return),
         "buy_and_hold_tone": tone(market_return),
         "beat_market": edge is not None and edge > 0,
-        "edge": "—" if edge is None else f"{abs(edge) * 100:.2f}",
+        "edge": "—" if edge is None else _points(abs(edge)).removesuffix(" pp").lstrip("+"),
         "final_equity": money(_number(metrics.get("final_equity"))),
         "trade_rows": _trade_rows(backtest) if done else [],
         "params": [(name, value) for name, value in backtest.params.items()],
@@ -458,7 +476,7 @@ def paper_run_start_view(request: HttpRequest, strategy_id: int) -> HttpResponse
             run = services.start_paper_run(
                 strategy=strategy, user=request.user, portfolio=form.cleaned_data["portfolio"]
             )
-        except (DomainError, ValidationError) as exc:
+        except DomainError as exc:
             add_service_errors(form, exc)
         else:
             messages.success(
@@ -486,7 +504,8 @@ def _bar_time(moment: datetime, timeframe: str) -> str:
 def _points(difference: Decimal | None) -> str:
     if difference is None:
         return "—"
-    text = f"{abs(difference) * 100:.2f}"
+    with localcontext(CONTEXT):
+        text = f"{abs(difference) * 100:.2f}"
     if text == "0.00":
         return "0.00 pp"
     return ("+" if difference > 0 else MINUS) + text + " pp"

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
-from cryptodesk.api.fields import AmountField
+from cryptodesk.api.fields import AmountField, BoundedDecimalField
 from market.models import Coin
 from strategies.engine.kinds import KINDS, TIMEFRAMES
 from strategies.models import Backtest, PaperRun, Strategy
@@ -62,10 +62,10 @@ class BacktestCreateSerializer(serializers.Serializer):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
     initial_capital = AmountField(min_value=Decimal("0.01"), max_value=Decimal(10) ** 15, default=Decimal(10_000))
-    fee_bps = serializers.DecimalField(
+    fee_bps = BoundedDecimalField(
         max_digits=8, decimal_places=4, min_value=Decimal(0), max_value=Decimal(1000), default=Decimal(10)
     )
-    slippage_bps = serializers.DecimalField(
+    slippage_bps = BoundedDecimalField(
         max_digits=8, decimal_places=4, min_value=Decimal(0), max_value=Decimal(1000), default=Decimal(0)
     )
 
@@ -145,6 +145,8 @@ class PaperRunSerializer(serializers.ModelSerializer):
             "capital",
             "status",
             "last_bar_ms",
+            "last_error",
+            "last_error_at",
             "started_at",
             "stopped_at",
         ]

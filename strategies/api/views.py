@@ -4,14 +4,13 @@ from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.viewsets import GenericViewSet, ModelViewSet
 
-from portfolios.models import Portfolio
 from strategies import selectors, services
+from strategies.errors import field_error
 from strategies.models import Backtest, PaperRun, Strategy
 
 from .serializers import (
@@ -63,6 +62,10 @@ class StrategyViewSet(ModelViewSet):
     def perform_update(self, serializer) -> None:
         services.update_strategy(strategy=serializer.instance, user=self.request.user, **serializer.validated_data)
 
+    def perform_destroy(self, instance: Strategy) -> None:
+        """Deleted, or archived when others have backtests, paper runs or clones of it (theirs are kept)."""
+        services.delete_strategy(strategy=instance, user=self.request.user)
+
     @extend_schema(request=None, responses={201: StrategySerializer})
     @action(detail=True, methods=["post"])
     def clone(self, request: Request, pk=None) -> Response:
@@ -75,9 +78,9 @@ class StrategyViewSet(ModelViewSet):
         """Trade this strategy on one of your paper portfolios after every market sync."""
         serializer = PaperRunCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        portfolio = Portfolio.objects.filter(pk=serializer.validated_data["portfolio"], owner=request.user).first()
+        portfolio = selectors.own_portfolio(request.user, serializer.validated_data["portfolio"])
         if portfolio is None:
-            raise ValidationError({"portfolio": ["Choose one of your portfolios."]})
+            raise field_error("portfolio", "Choose one of your portfolios.")
         run = services.start_paper_run(strategy=self.get_object(), user=request.user, portfolio=portfolio)
         return Response(PaperRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
@@ -126,7 +129,7 @@ class PaperRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, GenericV
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return PaperRun.objects.none()
-        return PaperRun.objects.filter(owner=self.request.user).select_related("coin__quote", "portfolio", "strategy")
+        return selectors.paper_runs_for(self.request.user)
 
     @extend_schema(request=None, responses=PaperRunSerializer)
     @action(detail=True, methods=["post"])

@@ -78,9 +78,7 @@ def _all_in(close, entries, exits, *, capital: float, fee: float, slippage: floa
         trades.append(Trade(entry[0], i, entry[1], price, quantity, entry[2], cash))
         cash_at[i], quantity_at[i] = cash, 0.0
     equity = cash_at + quantity_at * close
-    in_position = quantity_at > 0
-    if trades and trades[-1].exit_index == n - 1:
-        in_position[n - 1] = True  # held through the last bar, sold at its close
+    in_position = quantity_at > 0  # held after a bar's close: the entry bar counts, the exit bar (any exit) not
     return equity, in_position, trades, fees
 
 
@@ -115,9 +113,7 @@ def _dca(times, close, *, amount: float, every_days: int, capital: float, fee: f
     final_cash = cash + sum(trade.proceeds for trade in trades)
     cash_at[-1], quantity_at[-1] = final_cash, 0.0
     equity = cash_at + quantity_at * close
-    in_position = quantity_at > 0
-    if lots:
-        in_position[-1] = True
+    in_position = quantity_at > 0  # held after a bar's close: the entry bar counts, the exit bar (any exit) not
     return equity, in_position, trades, fees
 
 

@@ -1,8 +1,11 @@
 """Every strategy kind and its parameters, declared once: validation, the kinds endpoint and the form read this."""
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+
+from cryptodesk.money import NumberRejected, parse_bounded_decimal
 
 
 class ParamError(ValueError):
@@ -24,26 +27,41 @@ class Param:
     description: str
 
     def clean(self, raw: object) -> int | Decimal:
-        if isinstance(raw, bool):
-            raise ParamError(self.name, f"{self.name} must be a number.")
+        """The value checked for shape and bounds before it is ever built: a huge exponent or a 5,000-digit
+        string is refused on its size, never turned into an int first."""
+        if isinstance(raw, str):
+            pattern = _PLAIN_INTEGER if self.kind is int else _PLAIN_DECIMAL
+            if len(raw) > MAX_PARAM_CHARS or not pattern.fullmatch(raw):
+                expected = "a whole number" if self.kind is int else "a number"
+                raise ParamError(self.name, f"{self.name} must be {expected} written with the digits 0-9.")
+        try:
+            value = parse_bounded_decimal(raw)
+        except NumberRejected:
+            if isinstance(raw, Decimal | int) and not isinstance(raw, bool) and _is_huge(raw):
+                raise ParamError(self.name, self._bounds_message()) from None
+            raise ParamError(self.name, f"{self.name} must be a number.") from None
+        if not self.minimum <= value <= self.maximum:  # bounded first: the int below is small
+            raise ParamError(self.name, self._bounds_message())
         if self.kind is int:
-            if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
-                raw = int(raw)
-            if isinstance(raw, Decimal) and raw == raw.to_integral_value():
-                raw = int(raw)
-            if not isinstance(raw, int):
+            if value != value.to_integral_value():
                 raise ParamError(self.name, f"{self.name} must be a whole number.")
-            value: int | Decimal = raw
-        else:
-            try:
-                value = Decimal(str(raw)) if not isinstance(raw, Decimal) else raw
-            except InvalidOperation:
-                raise ParamError(self.name, f"{self.name} must be a number.") from None
-            if not value.is_finite():
-                raise ParamError(self.name, f"{self.name} must be a finite number.")
-        if not self.minimum <= value <= self.maximum:
-            raise ParamError(self.name, f"{self.name} must be between {self.minimum} and {self.maximum}.")
+            return int(value)
         return value
+
+    def _bounds_message(self) -> str:
+        return f"{self.name} must be between {self.minimum} and {self.maximum}."
+
+
+MAX_PARAM_CHARS = 40  # far longer than any bound written out
+_PLAIN_INTEGER = re.compile(r"[+-]?[0-9]+")  # ASCII digits only: "¹²" and "١٢" are not numbers here
+_PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
+def _is_huge(value: Decimal | int) -> bool:
+    """A finite number refused for its size (not its shape): out of every parameter's bounds."""
+    if isinstance(value, int):
+        return True
+    return value.is_finite() and value != 0 and value.adjusted() > 0
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,8 @@ def test_an_open_position_is_closed_at_the_last_close():
     assert len(trades) == 1
     assert trades[0].exit_index == 3
     assert equity[-1] == pytest.approx(130)
-    assert in_position[-1]
+    # held after the closes of bars 1 and 2; the last bar is the exit bar, not counted, as for any exit
+    assert list(in_position) == [False, True, True, False]
 
 
 def test_dca_buys_on_schedule_and_holds():

@@ -239,7 +239,7 @@ def test_out_of_bounds_and_missing_fields_are_shown_beside_them(alice_client, co
     response = alice_client.post("/strategies/new/", form_body(name=" ", **{"params.slow": "5000"}))
     assert response.status_code == 400
     assert field_errors(response, "name")
-    assert field_errors(response, "params.slow") == ["Ensure this value is less than or equal to 1000."]
+    assert field_errors(response, "params.slow") == ["slow must be between 3 and 1000."]
 
 
 def test_trader_cannot_publish(alice_client, coin):
