@@ -1,7 +1,11 @@
 """Shared bench plumbing: local-only databases, migrations, a gunicorn server and an alternating load generator."""
 
+import io
 import logging
 import os
+import re
+import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -329,6 +333,134 @@ def compare_throughput(targets: dict[str, tuple[str, dict[str, str]]], server_pi
         )
         for name, runs in loads.items()
     }
+
+
+# --- wrk: a load generator in C, so the client is never the bottleneck ------------------------------
+
+WRK_THREADS = 2
+WRK_CONNECTIONS = WORKERS * THREADS_PER_WORKER  # one keep-alive connection per gunicorn thread
+WRK_INSTALL_HINT = "bench: wrk is not installed (Debian/Ubuntu: apt-get install -y wrk; macOS: brew install wrk)"
+_WRK_REQUESTS = re.compile(r"^\s*(\d+) requests in ([\d.]+)(us|ms|s|m)\b", re.MULTILINE)
+_WRK_NON_2XX = re.compile(r"Non-2xx or 3xx responses: (\d+)")
+_WRK_SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+_WRK_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+
+
+def require_wrk() -> str:
+    """The path of wrk, or a clear exit before anything is set up."""
+    path = shutil.which("wrk")
+    if path is None:
+        raise SystemExit(WRK_INSTALL_HINT)
+    return path
+
+
+def parse_wrk(output: str) -> tuple[int, int, float]:
+    """(requests, failed requests, seconds) from wrk's summary; non-2xx responses and socket errors are failures."""
+    found = _WRK_REQUESTS.search(output)
+    if found is None:
+        raise RuntimeError(f"unexpected wrk output:\n{output}")
+    requests, seconds = int(found[1]), float(found[2]) * _WRK_UNITS[found[3]]
+    non_2xx = _WRK_NON_2XX.search(output)
+    errors = _WRK_SOCKET_ERRORS.search(output)
+    failures = (int(non_2xx[1]) if non_2xx else 0) + (sum(map(int, errors.groups())) if errors else 0)
+    return requests - (int(non_2xx[1]) if non_2xx else 0), failures, seconds
+
+
+def wrk_load(url: str, headers: dict[str, str], duration_s: float, server_pid: int) -> Load:
+    """wrk on one URL for duration_s; server CPU from /proc before and after, client CPU from wrk's own rusage."""
+    command = [require_wrk(), "-t", str(WRK_THREADS), "-c", str(WRK_CONNECTIONS), "-d", f"{duration_s:g}s"]
+    for name, value in headers.items():
+        command += ["-H", f"{name}: {value}"]
+    client_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_before = server_cpu_seconds(server_pid)
+    finished = subprocess.run([*command, url], capture_output=True, text=True, timeout=duration_s + 30, check=True)
+    server_used = server_cpu_seconds(server_pid) - server_before
+    client_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_used = (client_after.ru_utime - client_before.ru_utime) + (client_after.ru_stime - client_before.ru_stime)
+    requests, failures, seconds = parse_wrk(finished.stdout)
+    return Load(
+        requests=requests, failures=failures, seconds=seconds, client_cpu_s=client_used, server_cpu_s=server_used
+    )
+
+
+def compare_with_wrk(
+    targets: dict[str, tuple[str, dict[str, str]]], server_pid: int, *, rounds: int, round_s: float, warmup_s: float
+) -> dict[str, Throughput]:
+    """compare_throughput with wrk as the client: alternating rounds, order reversed every round, medians."""
+    for url, headers in targets.values():
+        wrk_load(url, headers, warmup_s, server_pid)
+    loads: dict[str, list[Load]] = {name: [] for name in targets}
+    names = list(targets)
+    for round_no in range(1, rounds + 1):
+        order = names if round_no % 2 else names[::-1]
+        line = []
+        for name in order:
+            url, headers = targets[name]
+            load = wrk_load(url, headers, round_s, server_pid)
+            loads[name].append(load)
+            line.append(f"{name} {load.rps:5.0f}/s {load.server_cpu_ms_per_request:.2f} ms")
+        print(f"round {round_no}: " + "; ".join(line), flush=True)
+    return {
+        name: Throughput(
+            rps=statistics.median(load.rps for load in runs),
+            cpu_ms=statistics.median(load.server_cpu_ms_per_request for load in runs),
+            failures=sum(load.failures for load in runs),
+        )
+        for name, runs in loads.items()
+    }
+
+
+# --- in process: CPU per request through Django's WSGI handler, no server and no socket ---------------
+
+
+def wsgi_environ(path: str, headers: dict[str, str]) -> dict:
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": HOST,
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": HOST,
+        "HTTP_HOST": HOST,
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+    }
+    environ.update({"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()})
+    return environ
+
+
+def wsgi_cpu_per_request(
+    targets: dict[str, tuple[str, dict[str, str]]], *, rounds: int, requests: int
+) -> dict[str, float]:
+    """Median over rounds of this process's CPU ms per request (time.process_time) for each path, the paths
+    alternating and their order reversed every round. Waiting on the database or the cache is not CPU time.
+    """
+    from django.core.handlers.wsgi import WSGIHandler
+
+    handler = WSGIHandler()
+
+    def call(path: str, headers: dict[str, str]) -> None:
+        statuses: list[str] = []
+        response = handler(wsgi_environ(path, headers), lambda status, _headers, _exc=None: statuses.append(status))
+        body = b"".join(response)
+        response.close()
+        if not statuses[0].startswith("200"):
+            raise RuntimeError(f"in-process GET {path} failed: {statuses[0]} {body[:200]!r}")
+
+    for path, headers in targets.values():  # warm: imports, connections, caches
+        for _ in range(requests // 5 or 1):
+            call(path, headers)
+    samples: dict[str, list[float]] = {name: [] for name in targets}
+    names = list(targets)
+    for round_no in range(rounds):
+        for name in names if round_no % 2 == 0 else names[::-1]:
+            path, headers = targets[name]
+            started = time.process_time()
+            for _ in range(requests):
+                call(path, headers)
+            samples[name].append(1000 * (time.process_time() - started) / requests)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def stop_on_sigterm(signum: int, frame: object) -> None:
