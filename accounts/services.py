@@ -98,6 +98,20 @@ def authenticate_login(*, email: str, password: str, client: Client, request=Non
     return user
 
 
+def _check_current_password(user: User, password: str, *, field: str) -> None:
+    """Re-entering the password (e-mail or password change) counts against the account's login throttle: a
+    stolen session cannot guess the password any faster than a login form could."""
+    slot = take_login_slot(email=user.email, ip=None)
+    if not slot.allowed:
+        raise LoginThrottled(
+            f"Too many wrong passwords. Try again in {slot.retry_after_s} seconds.",
+            headers={"Retry-After": str(slot.retry_after_s)},
+        )
+    if not user.check_password(password):
+        raise DomainError("Your current password is not correct.", field=field)
+    slot.release()
+
+
 # --- registration and profile -------------------------------------------------------------------
 
 
@@ -148,8 +162,7 @@ def update_profile(*, user: User, base_url: str, current_password: str | None = 
     if email_changed:
         if not current_password:
             raise DomainError("Enter your current password to change your email address.", field="current_password")
-        if not user.check_password(current_password):
-            raise DomainError("Your current password is not correct.", field="current_password")
+        _check_current_password(user, current_password, field="current_password")
         email = User.objects.normalize_email_address(email)
         if User.objects.filter(email__iexact=email).exclude(pk=user.pk).exists():
             raise DomainError(EMAIL_TAKEN, field="email")
@@ -292,8 +305,7 @@ def reset_password(*, user: User, new_password: str) -> None:
 
 @transaction.atomic
 def change_password(*, user: User, old_password: str, new_password: str, keep_session_id=None) -> None:
-    if not user.check_password(old_password):
-        raise DomainError("Your current password is not correct.", field="old_password")
+    _check_current_password(user, old_password, field="old_password")
     validate_new_password(new_password, user=user, field="new_password")
     user.set_password(new_password)
     user.save(update_fields=["password"])

@@ -143,6 +143,21 @@ def test_change_password_wrong_old_password(alice_api, alice):
     assert DeviceSession.objects.filter(user=alice, revoked_at__isnull=True).count() == 1
 
 
+def test_wrong_current_passwords_are_throttled_like_logins(alice_api, alice):
+    """A stolen session cannot guess the password through the re-authentication of a sensitive change."""
+    wrong = {"old_password": "nope", "new_password": "changed-secret-2026"}
+    answers = [alice_api.post("/api/v1/auth/password/change/", wrong, format="json") for _ in range(5)]
+    assert [response.status_code for response in answers] == [400] * 5
+    email_change = {"email": "alice.new@example.com", "current_password": "still-wrong"}
+    refused = alice_api.patch("/api/v1/me/", email_change, format="json")
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) >= 1
+    # even the right password waits for the window: the guesser cannot tell a right one from a wrong one
+    right = {"old_password": PASSWORD, "new_password": "changed-secret-2026"}
+    assert alice_api.post("/api/v1/auth/password/change/", right, format="json").status_code == 429
+    assert User.objects.get(pk=alice.pk).check_password(PASSWORD)
+
+
 # --- mail delivery: queued, retried, never a 500 ---------------------------------------------------
 
 
