@@ -379,10 +379,10 @@ def session_user(*, session_id, user_id, cached: dict | None = None) -> User | N
         active = 1 if is_session_active(session_id) else 0
     if active != 1:
         return None
-    cached = found.get(user_key)
-    user = _user_from_cached_values(cached)
+    row = found.get(user_key)
+    user = _user_from_cached_values(row)
     if user is None:
-        if cached is not None:
+        if row is not None:
             cache.delete(user_key)  # another shape (an older release's): replaced below
         user = User.objects.filter(pk=user_id).first()
         if user is None:
