@@ -148,7 +148,7 @@ class IdempotencyKey(models.Model):
 class Trade(models.Model):
     """A fill. Buys: cost = notional + fee. Sells: proceeds = notional - fee, realized P&L against average cost."""
 
-    order = models.OneToOneField(Order, on_delete=models.PROTECT, related_name="trade")
+    order = models.OneToOneField(Order, on_delete=models.RESTRICT, related_name="trade")
     portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="trades")
     coin = models.ForeignKey(Coin, on_delete=models.PROTECT, related_name="+")
     side = models.CharField(max_length=4, choices=Order.Side.choices)

@@ -61,6 +61,38 @@ def price_order(*, side: str, quantity: Decimal, price: Decimal, fee_bps: int | 
     return sell_proceeds(quantity=quantity, price=price, fee_bps=fee_bps)
 
 
+def max_buy_quantity(
+    *, cash: Decimal, price: Decimal, fee_bps: int | Decimal | None = None, places: int = 8
+) -> Decimal:
+    """The largest quantity at `places` decimals, up to cash / (price × (1 + fee)), whose `buy_cost` (notional and
+    fee rounded up at 18 places) fits in cash."""
+    if price <= 0:
+        raise ValueError("A buy needs a positive price.")
+    if cash <= 0:
+        return Decimal(0)
+    step = Decimal(1).scaleb(-places)
+    with localcontext(CONTEXT):
+        rate = _fee_bps(fee_bps) / BPS
+        high = (cash / (price * (1 + rate))).quantize(step, rounding=ROUND_DOWN)
+
+        def fits_cash(steps: int) -> bool:
+            return buy_cost(quantity=step * steps, price=price, fee_bps=fee_bps).total <= cash
+
+        # the exact quotient, unless rounding notional and fee up at 18 places pushes it over: then the
+        # largest fitting count of steps below it, bracketed by doubling and found by bisection
+        top = int(high / step)
+        if top <= 0 or fits_cash(top):
+            return max(high, Decimal(0))
+        jump = 1
+        while top - jump > 0 and not fits_cash(top - jump):
+            jump *= 2
+        low, upper = max(top - jump, 0), top - jump // 2 - 1  # low fits (0 always does), upper + 1 does not
+        while low < upper:
+            middle = (low + upper + 1) // 2
+            low, upper = (middle, upper) if fits_cash(middle) else (low, middle - 1)
+        return step * low
+
+
 def reservation(*, side: str, quantity: Decimal, limit_price: Decimal, fee_bps: int | Decimal | None = None) -> Decimal:
     """What an open limit order holds: a buy's cost at its limit (cash), a sell's quantity (coins)."""
     if side == BUY:

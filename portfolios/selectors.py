@@ -8,7 +8,7 @@ from decimal import Decimal, localcontext
 from itertools import pairwise
 from typing import NamedTuple
 
-from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from cryptodesk.api.scoping import owner_scoped
@@ -111,26 +111,68 @@ def portfolio_valuation(portfolio: Portfolio, *, holdings: list[Holding] | None 
         Holding.objects.filter(portfolio=portfolio).values_list("realized_pnl", flat=True)
     )
     _allocate(valuation)
-    total = valuation.total_value
-    yesterday = (
+    last_close = (
         PortfolioSnapshot.objects.filter(portfolio=portfolio, date__lt=timezone.now().date())
         .order_by("-date")
-        .values_list("total_value", flat=True)
+        .values_list("date", "total_value")
         .first()
     )
-    if yesterday is not None:
-        flows_today = transfers_today(portfolio)
-        with localcontext(CONTEXT):
-            valuation.day_change = total - yesterday - flows_today
+    if last_close is not None:
+        flows = flows_since_close({portfolio.pk: last_close[0]})
+        valuation.day_change = day_change(valuation, last_close[1], flows.get(portfolio.pk, Decimal(0)))
     return valuation
 
 
-def transfers_today(portfolio: Portfolio) -> Decimal:
-    """Deposits minus withdrawals since midnight UTC, from the transfers themselves (snapshots may lag)."""
-    rows = CashTransfer.objects.filter(portfolio=portfolio, created_at__date=timezone.now().date())
-    return money_sum(
-        amount if kind == CashTransfer.Kind.DEPOSIT else -amount for kind, amount in rows.values_list("kind", "amount")
-    )
+def day_change(valuation: Valuation, last_close: Decimal, flows: Decimal) -> Decimal:
+    """Total value now - the last close - the transfers booked since it: a deposit is not a gain."""
+    with localcontext(CONTEXT):
+        return valuation.total_value - last_close - flows
+
+
+def transfers(portfolio_ids_after: dict[int, date]) -> list[tuple[int, datetime, str, Decimal]]:
+    """(portfolio id, created at, kind, amount) of each portfolio's transfers after its day, in one query.
+
+    The only reader of transfers for values and returns: snapshots' `net_flow` may lag behind a transfer.
+    """
+    by_day: dict[date, list[int]] = defaultdict(list)
+    for portfolio_id, after in portfolio_ids_after.items():
+        by_day[after].append(portfolio_id)
+    if not by_day:
+        return []
+    scope = Q()
+    for after, ids in by_day.items():
+        scope |= Q(portfolio_id__in=ids, created_at__date__gt=after)
+    return list(CashTransfer.objects.filter(scope).values_list("portfolio_id", "created_at", "kind", "amount"))
+
+
+def book_transfers(dates: list[date], rows) -> tuple[list[Decimal], list[Decimal]]:
+    """(net flows, deposits) per point of `dates` (ascending): each (created at, kind, amount) is booked at the
+    first point on or after its UTC day, so a day without a point passes its transfers on to the next one."""
+    flows = [Decimal(0)] * len(dates)
+    deposits = [Decimal(0)] * len(dates)
+    with localcontext(CONTEXT):  # summed in Python: SQLite would add decimals in floating point
+        for created_at, kind, amount in rows:
+            index = bisect_left(dates, created_at.date())
+            if index == len(dates):
+                continue
+            if kind == CashTransfer.Kind.DEPOSIT:
+                flows[index] += amount
+                deposits[index] += amount
+            else:
+                flows[index] -= amount
+    return flows, deposits
+
+
+def flows_since_close(last_close: dict[int, date]) -> dict[int, Decimal]:
+    """Net transfers of each portfolio since its last close (up to now), in one query for them all."""
+    today = timezone.now().date()
+    by_portfolio: dict[int, list[tuple[datetime, str, Decimal]]] = defaultdict(list)
+    for portfolio_id, created_at, kind, amount in transfers(last_close):
+        by_portfolio[portfolio_id].append((created_at, kind, amount))
+    return {
+        portfolio_id: book_transfers([day, today], by_portfolio[portfolio_id])[0][1]
+        for portfolio_id, day in last_close.items()
+    }
 
 
 def money_sum(values) -> Decimal:
@@ -208,19 +250,8 @@ def value_series(portfolio: Portfolio, days: int | None, *, live: Valuation) -> 
     if start is None or created >= start:  # the range reaches back to the creation
         values.insert(0, (min(created, values[0][0]) - timedelta(days=1), Decimal(0)))
     dates = [day for day, _ in values]
-    flows = [Decimal(0)] * len(values)
-    deposits = [Decimal(0)] * len(values)
-    transfers = CashTransfer.objects.filter(portfolio=portfolio, created_at__date__gt=dates[0])
-    with localcontext(CONTEXT):  # summed in Python: SQLite would add decimals in floating point
-        for created_at, kind, amount in transfers.values_list("created_at", "kind", "amount"):
-            index = bisect_left(dates, created_at.date())  # booked at the first close on or after it
-            if index == len(dates):
-                continue
-            if kind == CashTransfer.Kind.DEPOSIT:
-                flows[index] += amount
-                deposits[index] += amount
-            else:
-                flows[index] -= amount
+    rows = [row[1:] for row in transfers({portfolio.pk: dates[0]})]
+    flows, deposits = book_transfers(dates, rows)
     opened = start is None or created >= start
     return [
         Point(day, value, flows[i], deposits[i], is_opening=opened and i == 0) for i, (day, value) in enumerate(values)
@@ -312,15 +343,17 @@ def holding_row(holding: Holding) -> HoldingRow:
 
 
 def valuations_for(user) -> list[Valuation]:
-    """Every portfolio of the user, valued in two queries whatever their number (the selector takes four each)."""
+    """Every portfolio of the user, valued in three queries whatever their number: portfolios with their last
+    close, holdings, and the transfers since each close."""
     today = timezone.now().date()
-    snapshots = PortfolioSnapshot.objects.filter(portfolio=OuterRef("pk"))
+    closes = PortfolioSnapshot.objects.filter(portfolio=OuterRef("pk"), date__lt=today).order_by("-date")
     portfolios = list(
         Portfolio.objects.filter(owner=user).annotate(
-            previous_total=Subquery(snapshots.filter(date__lt=today).order_by("-date").values("total_value")[:1]),
-            flow_today=Subquery(snapshots.filter(date=today).values("net_flow")[:1]),
+            previous_total=Subquery(closes.values("total_value")[:1]),
+            previous_date=Subquery(closes.values("date")[:1]),
         )
     )
+    flows = flows_since_close({p.pk: p.previous_date for p in portfolios if p.previous_date is not None})
     holdings: dict[int, list[Holding]] = defaultdict(list)
     for holding in (
         Holding.objects.filter(portfolio__owner=user).select_related("coin", "coin__quote").order_by("coin_id")
@@ -336,10 +369,7 @@ def valuations_for(user) -> list[Valuation]:
                 _add_row(valuation, holding_row(holding))
         _allocate(valuation)
         if portfolio.previous_total is not None:
-            with localcontext(CONTEXT):
-                valuation.day_change = (
-                    valuation.total_value - portfolio.previous_total - (portfolio.flow_today or Decimal(0))
-                )
+            valuation.day_change = day_change(valuation, portfolio.previous_total, flows[portfolio.pk])
         valuations.append(valuation)
     return valuations
 
@@ -429,18 +459,27 @@ def watchlist_quotes(user) -> list[tuple[Watchlist, list[Coin]]]:
 
 
 def combined_series(user, days: int | None, valuations: list[Valuation]) -> list[tuple[date, Decimal, Decimal]]:
-    """(date, value of all portfolios, net transfers that day): each portfolio's last snapshot carried forward,
-    today at live prices."""
+    """(date, value of all portfolios, net transfers booked that day): each portfolio's last snapshot carried
+    forward, today at live prices; each portfolio's transfers booked at its own next point, as `value_series` does."""
     today = timezone.now().date()
-    snapshots = PortfolioSnapshot.objects.filter(portfolio__owner=user)
+    snapshots = PortfolioSnapshot.objects.filter(portfolio__owner=user, date__lt=today)
     if days is not None:
         snapshots = snapshots.filter(date__gte=today - timedelta(days=days))
-    by_day: dict[date, dict[int, tuple[Decimal, Decimal]]] = defaultdict(dict)
-    for portfolio_id, day, total, flow in snapshots.values_list("portfolio_id", "date", "total_value", "net_flow"):
-        by_day[day][portfolio_id] = (total, flow)
+    points: dict[int, dict[date, Decimal]] = defaultdict(dict)
+    for portfolio_id, day, total in snapshots.values_list("portfolio_id", "date", "total_value"):
+        points[portfolio_id][day] = total
     for valuation in valuations:
-        flow = by_day.get(today, {}).get(valuation.portfolio.pk, (None, Decimal(0)))[1]
-        by_day[today][valuation.portfolio.pk] = (valuation.total_value, flow)
+        points[valuation.portfolio.pk][today] = valuation.total_value
+    first = min(day for values in points.values() for day in values) if points else today
+    by_portfolio: dict[int, list[tuple[datetime, str, Decimal]]] = defaultdict(list)
+    for portfolio_id, created_at, kind, amount in transfers(dict.fromkeys(points, first)):
+        by_portfolio[portfolio_id].append((created_at, kind, amount))
+    by_day: dict[date, dict[int, tuple[Decimal, Decimal]]] = defaultdict(dict)
+    for portfolio_id, values in points.items():
+        dates = sorted(values)
+        flows, _ = book_transfers(dates, by_portfolio[portfolio_id])
+        for day, flow in zip(dates, flows, strict=True):
+            by_day[day][portfolio_id] = (values[day], flow)
     latest: dict[int, Decimal] = {}
     series = []
     for day in sorted(by_day):

@@ -19,7 +19,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from cryptodesk.errors import Conflict, DomainError
-from cryptodesk.money import CONTEXT, MAX_AMOUNT, mul, quantize
+from cryptodesk.money import CONTEXT, MAX_AMOUNT, PERCENT, mul, quantize
 from cryptodesk.outbox import apply_async_on_commit, enqueue_on_commit
 from market import selectors as market_selectors
 from market.models import Coin, Quote
@@ -761,9 +761,30 @@ def delete_watchlist(*, watchlist) -> None:
 # --- alerts ---------------------------------------------------------------------------------------
 
 
+CHANGE_CONDITIONS = {Alert.Condition.CHANGE_24H_ABOVE, Alert.Condition.CHANGE_24H_BELOW}
+PERCENT_PLACES = PERCENT["decimal_places"]
+MAX_PERCENT = Decimal(10) ** (PERCENT["max_digits"] - PERCENT["decimal_places"])  # every PERCENT value is below it
+MIN_CHANGE_PCT = Decimal(-100)  # a price cannot fall by more than all of it
+
+
+def check_alert_threshold(*, condition: str, threshold: Decimal) -> None:
+    """A 24 h change threshold is a percentage that fits the quotes' PERCENT column and can happen."""
+    if condition not in CHANGE_CONDITIONS:
+        return
+    if threshold != quantize(threshold, places=PERCENT_PLACES):
+        raise DomainError(f"A 24 h change has at most {PERCENT_PLACES} decimal places.", field="threshold")
+    if threshold < MIN_CHANGE_PCT:
+        raise DomainError("A 24 h change cannot be below -100 % (the whole price).", field="threshold")
+    if threshold >= MAX_PERCENT:
+        raise DomainError(f"A 24 h change must be below {MAX_PERCENT:,} %.", field="threshold")
+
+
 def save_alert(*, owner, alert: Alert | None = None, **fields) -> Alert:
     """Create or change an alert; a changed alert starts afresh and fires on its next crossing."""
     alert = alert or Alert(owner=owner)
+    check_alert_threshold(
+        condition=fields.get("condition", alert.condition), threshold=fields.get("threshold", alert.threshold)
+    )
     for name, value in fields.items():
         setattr(alert, name, value)
     alert.is_met = False

@@ -567,9 +567,13 @@ def alerts_view(request: HttpRequest) -> HttpResponse:
 def alert_create_view(request: HttpRequest) -> HttpResponse:
     form = AlertForm(request.POST)
     if form.is_valid():
-        alert = services.save_alert(owner=request.user, **form.cleaned_data)
-        messages.success(request, f"Alert set: {alert.coin.name} {alert.get_condition_display().lower()}.")
-        return redirect("portfolios:alerts")
+        try:
+            alert = services.save_alert(owner=request.user, **form.cleaned_data)
+        except DomainError as exc:
+            add_service_errors(form, exc)
+        else:
+            messages.success(request, f"Alert set: {alert.coin.name} {alert.get_condition_display().lower()}.")
+            return redirect("portfolios:alerts")
     return _alerts_page(request, form=form, status=400)
 
 

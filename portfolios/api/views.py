@@ -4,6 +4,7 @@ import csv
 from collections.abc import Iterator
 
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -230,14 +231,25 @@ def _csv_rows(trades) -> Iterator[str]:
         yield writer.writerow([row[column] if row[column] is not None else "" for column in TRADE_COLUMNS])
 
 
-@extend_schema(
-    parameters=[OpenApiParameter("format", str, enum=["json", "csv"], description="csv streams every matching trade.")]
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("format", str, enum=["json", "csv"], description="csv streams every matching trade.")
+        ],
+        responses={(200, "application/json"): TradeSerializer(many=True), (200, "text/csv"): OpenApiTypes.STR},
+    )
 )
 class TradeViewSet(OwnedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, GenericViewSet):
     serializer_class = TradeSerializer
     filterset_class = TradeFilter
     owner_field = "portfolio__owner"
     renderer_classes = [JSONRenderer, CSVRenderer]
+
+    def get_renderers(self):
+        renderers = super().get_renderers()
+        if self.action == "list":
+            return renderers
+        return [renderer for renderer in renderers if not isinstance(renderer, CSVRenderer)]  # CSV is the export
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

@@ -455,12 +455,13 @@ def test_dashboard_query_count_is_constant(client, alice, django_assert_max_num_
     log_in(client, alice)
     _fill(alice, "Small", portfolios=1, coins=1, trades_per_coin=1, notes=1)
     client.get("/dashboard/")  # warm: the device-session touch and the market panels shared by everyone
-    with django_assert_max_num_queries(8) as small:
+    # 9: the day change reads the transfers since each portfolio's last close, one query for all of them
+    with django_assert_max_num_queries(9) as small:
         assert client.get("/dashboard/").status_code == 200
     _fill(alice, "Large", portfolios=3, coins=12, trades_per_coin=2, notes=20)
     _fill(make_user("other@example.com"), "Other", portfolios=1, coins=2, trades_per_coin=1, notes=3)
     services.create_portfolio(owner=alice, name="Empty", starting_cash=Decimal(0))
-    with django_assert_max_num_queries(8) as large:
+    with django_assert_max_num_queries(9) as large:
         response = client.get("/dashboard/")
     assert len(large.captured_queries) == len(small.captured_queries)
     html = response.content.decode()
@@ -477,6 +478,7 @@ def test_dashboard_totals_match_each_portfolio(alice_client, alice, alice_portfo
         user=alice, portfolio_id=alice_portfolio.pk, coin_id="bitcoin", side="buy", type="market", quantity=Decimal(3)
     )
     second = services.create_portfolio(owner=alice, name="Second", starting_cash=Decimal("1234.5"))
+    CashTransfer.objects.filter(portfolio=second).update(created_at=timezone.now() - timedelta(days=2))
     PortfolioSnapshot.objects.create(
         portfolio=second,
         date=timezone.now().date() - timedelta(days=1),
