@@ -4,7 +4,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from cryptodesk.money import AMOUNT
@@ -13,12 +13,40 @@ from market.models import Coin
 from .engine.kinds import KINDS, TIMEFRAMES
 
 
+def archive_if_shared(collector, field, sub_objs, using) -> None:
+    """`on_delete` of a strategy's owner: a strategy other users have backtested, traded on paper or cloned is
+    kept, archived with no owner (their runs stay); the others are deleted with the account."""
+    model = field.model
+    shared_q = Q()
+    for related, key in ((Backtest, "strategy"), (PaperRun, "strategy"), (model, "cloned_from")):
+        others = related.objects.filter(**{key: OuterRef("pk")}).exclude(owner=OuterRef("owner"))
+        shared_q |= Exists(others)
+    if not isinstance(sub_objs, models.QuerySet):
+        sub_objs = model._base_manager.filter(pk__in=[strategy.pk for strategy in sub_objs])
+    shared = list(sub_objs.filter(shared_q))
+    kept = {strategy.pk for strategy in shared}
+    if shared:
+        collector.add_field_update(field, None, shared)
+        collector.add_field_update(model._meta.get_field("archived_at"), timezone.now(), shared)
+        collector.add_field_update(model._meta.get_field("visibility"), model.Visibility.PRIVATE, shared)
+    doomed = [strategy for strategy in sub_objs if strategy.pk not in kept]
+    if doomed:
+        models.CASCADE(collector, field, doomed, using)
+
+
 class Strategy(models.Model):
     class Visibility(models.TextChoices):
         PRIVATE = "private", "Private"
         PUBLISHED = "published", "Published"
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="strategies")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=archive_if_shared,
+        null=True,
+        blank=True,
+        related_name="strategies",
+        help_text="Empty once the owner's account is deleted while others still had runs of it (then archived).",
+    )
     name = models.CharField(max_length=120)
     description = models.TextField(blank=True, max_length=4000)
     kind = models.CharField(max_length=32, choices=[(name, kind.label) for name, kind in KINDS.items()])
@@ -30,7 +58,10 @@ class Strategy(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(default=timezone.now)
     archived_at = models.DateTimeField(
-        null=True, blank=True, help_text="Deleted by its owner while others still had runs of it: hidden, not runnable."
+        null=True,
+        blank=True,
+        help_text="Deleted by its owner (or with the owner's account) while others still had runs of it: hidden, "
+        "not runnable.",
     )
 
     class Meta:

@@ -2,7 +2,7 @@
 
 import logging
 from datetime import datetime, timedelta
-from decimal import ROUND_DOWN, Decimal, localcontext
+from decimal import Decimal, localcontext
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -16,6 +16,7 @@ from cryptodesk.money import CONTEXT, as_str, mul
 from cryptodesk.outbox import enqueue_on_commit
 from cryptodesk.timestamps import from_ms, to_ms
 from market.models import PricePoint
+from portfolios import pricing
 from portfolios import services as portfolio_services
 from portfolios.models import Holding, Order, Portfolio
 
@@ -331,7 +332,7 @@ TIMEFRAME_CHOICES = list(TIMEFRAMES)
 
 # --- paper trading a strategy ---------------------------------------------------------------------
 
-QUANTITY_STEP = Decimal("0.00000001")
+QUANTITY_PLACES = 8  # a paper order's quantity
 WARMUP_BARS = 1200  # history before the newest bar the indicators may need (slow ≤ 1000)
 
 
@@ -382,10 +383,10 @@ def _run_book(run) -> tuple[Decimal, Decimal]:
     with localcontext(CONTEXT):
         for fill in run.fills.select_related("order"):
             order = fill.order
-            if order.status != "filled":
+            if order.status != Order.Status.FILLED:
                 continue
-            notional = mul(order.quantity, order.filled_price)
-            if order.side == "buy":
+            notional = pricing.notional(side=order.side, quantity=order.quantity, price=order.filled_price)
+            if order.side == pricing.BUY:
                 cash -= notional + order.fee
                 quantity += order.quantity
             else:
@@ -412,18 +413,14 @@ def evaluate_paper_run(run, *, now: datetime | None = None) -> str | None:
         PaperRun.objects.filter(pk=run.pk).update(last_bar_ms=bar_ms)
         return None
     cash, held = _run_book(run)
-    quote_price = run.coin.quote.current_price
-    with localcontext(CONTEXT):
-        if signal == "buy":
-            fee_rate = Decimal(settings.PAPER_FEE_BPS) / Decimal(10_000)
-            budget = min(cash, run.portfolio.available_cash)
-            if run.kind == "dca":
-                budget = min(budget, Decimal(str(run.params["amount"])))
-            quantity = (budget / (quote_price * (1 + fee_rate))).quantize(QUANTITY_STEP, rounding=ROUND_DOWN)
-        else:
-            holding = Holding.objects.filter(portfolio=run.portfolio, coin=run.coin).first()
-            available = holding.quantity - holding.reserved_quantity if holding else Decimal(0)
-            quantity = min(held, available)
+    if signal == pricing.BUY:
+        budget = min(cash, run.portfolio.available_cash)
+        if run.kind == "dca":
+            budget = min(budget, Decimal(str(run.params["amount"])))
+        quantity = pricing.max_buy_quantity(cash=budget, price=run.coin.quote.current_price, places=QUANTITY_PLACES)
+    else:
+        holding = Holding.objects.filter(portfolio=run.portfolio, coin=run.coin).first()
+        quantity = min(held, holding.available_quantity if holding else Decimal(0))
     if quantity <= 0:
         PaperRun.objects.filter(pk=run.pk).update(last_bar_ms=bar_ms)
         return None

@@ -14,7 +14,6 @@ from decimal import Decimal, localcontext
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -45,19 +44,6 @@ QUANTITY_PLACES = 8  # enough to read a trade's size; the exact figure is in the
 # --- helpers ----------------------------------------------------------------------------------------
 
 
-def _readable(user) -> QuerySet[Strategy]:
-    """The user's own strategies and everyone's published ones."""
-    return selectors.readable_strategies(user).filter(Q(owner=user) | Q(visibility=PUBLISHED))
-
-
-def _own_backtests(user) -> QuerySet[Backtest]:
-    return selectors.backtests_for(user).filter(owner=user)
-
-
-def _own_paper_runs(user) -> QuerySet[PaperRun]:
-    return selectors.paper_runs_for(user)
-
-
 def _is_htmx(request: HttpRequest) -> bool:
     return request.headers.get("HX-Request") == "true" and request.headers.get("HX-Boosted") != "true"
 
@@ -66,21 +52,9 @@ def _strategy_url(strategy_id: int) -> str:
     return reverse("strategies:strategy-detail", args=[strategy_id])
 
 
-def _with_last_backtest(strategies: QuerySet[Strategy], user, *, limit: int | None = None) -> list[Strategy]:
-    """Each strategy with `last_backtest` (the user's newest successful run of it, or None) and `runs`."""
-    newest = (
-        Backtest.objects.filter(strategy=OuterRef("pk"), owner=user, status=Backtest.Status.SUCCEEDED)
-        .order_by("-created_at")
-        .values("pk")[:1]
-    )
-    annotated = strategies.annotate(
-        last_backtest_id=Subquery(newest), runs=Count("backtests", filter=Q(backtests__owner=user))
-    ).select_related("coin")
-    rows = list(annotated[:limit] if limit is not None else annotated)
-    wanted = [row.last_backtest_id for row in rows if row.last_backtest_id]
-    found = {backtest.pk: backtest for backtest in Backtest.objects.filter(pk__in=wanted).only("pk", "metrics")}
+def _with_last_return(rows: list[Strategy]) -> list[Strategy]:
+    """Each row's last backtest's return, signed and toned for display."""
     for row in rows:
-        row.last_backtest = found.get(row.last_backtest_id)
         last_return = _number((row.last_backtest.metrics if row.last_backtest else {}).get("total_return"))
         row.last_return, row.last_return_tone = _signed_pct(last_return), tone(last_return)
     return rows
@@ -110,11 +84,10 @@ def _signed_pct(fraction: Decimal | None) -> str:
 @login_required
 @require_GET
 def strategy_list_view(request: HttpRequest) -> HttpResponse:
-    user = request.user
-    published = _readable(user).filter(visibility=PUBLISHED).exclude(owner=user).select_related("owner")
+    rows = selectors.strategy_list(request.user, published_limit=PUBLISHED_SHOWN)
     context = {
-        "mine": _with_last_backtest(selectors.own_strategies(user), user),
-        "published": _with_last_backtest(published, user, limit=PUBLISHED_SHOWN),
+        "mine": _with_last_return(rows["mine"]),
+        "published": _with_last_return(rows["published"]),
         "published_shown": PUBLISHED_SHOWN,
     }
     return render(request, "strategies/strategy_list.html", context)
@@ -194,7 +167,7 @@ def strategy_delete_view(request: HttpRequest, strategy_id: int) -> HttpResponse
 @login_required
 @require_POST
 def strategy_clone_view(request: HttpRequest, strategy_id: int) -> HttpResponse:
-    original = get_object_or_404(_readable(request.user), pk=strategy_id)
+    original = get_object_or_404(selectors.page_strategies(request.user), pk=strategy_id)
     copy = services.clone_strategy(strategy=original, user=request.user)
     messages.success(request, f"Cloned “{original.name}”: this private copy is yours to change and backtest.")
     return redirect(_strategy_url(copy.pk))
@@ -227,10 +200,8 @@ def _strategy_page(
     status: int = 200,
 ) -> HttpResponse:
     user = request.user
-    cloned_from = None
-    if strategy.cloned_from_id:
-        cloned_from = _readable(user).filter(pk=strategy.cloned_from_id).first()
-    backtests = list(_own_backtests(user).filter(strategy=strategy).select_related(None)[:BACKTESTS_SHOWN])
+    cloned_from = selectors.readable_clone_source(user, strategy)
+    backtests = selectors.strategy_backtests(user, strategy, limit=BACKTESTS_SHOWN)
     for backtest in backtests:
         total_return = _number(backtest.metrics.get("total_return"))
         buy_and_hold = _number(backtest.metrics.get("buy_and_hold_return"))
@@ -246,7 +217,7 @@ def _strategy_page(
         "backtests": backtests,
         "form": form or BacktestForm(),
         "paper_form": paper_form or PaperRunForm(user=user),
-        "paper_runs": list(_own_paper_runs(user).filter(strategy=strategy)[:PAPER_RUNS_SHOWN]),
+        "paper_runs": selectors.strategy_paper_runs(user, strategy, limit=PAPER_RUNS_SHOWN),
     }
     return render(request, "strategies/strategy_detail.html", context, status=status)
 
@@ -254,14 +225,14 @@ def _strategy_page(
 @login_required
 @require_GET
 def strategy_detail_view(request: HttpRequest, strategy_id: int) -> HttpResponse:
-    return _strategy_page(request, get_object_or_404(_readable(request.user), pk=strategy_id))
+    return _strategy_page(request, get_object_or_404(selectors.page_strategies(request.user), pk=strategy_id))
 
 
 @login_required
 @require_POST
 def backtest_run_view(request: HttpRequest, strategy_id: int) -> HttpResponse:
     """Queue a backtest of a readable strategy and go to its page, which shows progress until it is done."""
-    strategy = get_object_or_404(_readable(request.user), pk=strategy_id)
+    strategy = get_object_or_404(selectors.page_strategies(request.user), pk=strategy_id)
     form = BacktestForm(request.POST)
     if form.is_valid():
         try:
@@ -430,7 +401,7 @@ def _backtest_context(backtest: Backtest, user) -> dict:
             edge = strategy_return - market_return
     return {
         "backtest": backtest,
-        "strategy_readable": _readable(user).filter(pk=backtest.strategy_id).exists(),
+        "strategy_readable": selectors.is_page_readable(user, backtest.strategy_id),
         "finished": backtest.status in {Backtest.Status.SUCCEEDED, Backtest.Status.FAILED},
         "requested": requested,
         "used": used,
@@ -455,7 +426,7 @@ def _backtest_context(backtest: Backtest, user) -> dict:
 @require_GET
 def backtest_detail_view(request: HttpRequest, backtest_id) -> HttpResponse:
     """The page, or for htmx the results block alone: it polls itself until the run has finished."""
-    backtest = get_object_or_404(_own_backtests(request.user).select_related("strategy", "coin"), pk=backtest_id)
+    backtest = get_object_or_404(selectors.own_backtests(request.user), pk=backtest_id)
     template = "strategies/_backtest_results.html" if _is_htmx(request) else "strategies/backtest_detail.html"
     response = render(request, template, _backtest_context(backtest, request.user))
     patch_vary_headers(response, ["HX-Request"])
@@ -469,7 +440,7 @@ def backtest_detail_view(request: HttpRequest, backtest_id) -> HttpResponse:
 @require_POST
 def paper_run_start_view(request: HttpRequest, strategy_id: int) -> HttpResponse:
     """Trade a readable strategy on one of the user's portfolios; a refusal is shown beside the portfolio."""
-    strategy = get_object_or_404(_readable(request.user), pk=strategy_id)
+    strategy = get_object_or_404(selectors.page_strategies(request.user), pk=strategy_id)
     form = PaperRunForm(request.POST, user=request.user)
     if form.is_valid():
         try:
@@ -491,7 +462,7 @@ def paper_run_start_view(request: HttpRequest, strategy_id: int) -> HttpResponse
 @login_required
 @require_GET
 def paper_run_list_view(request: HttpRequest) -> HttpResponse:
-    runs = list(_own_paper_runs(request.user).annotate(fill_count=Count("fills")))
+    runs = selectors.paper_runs_with_fill_counts(request.user)
     return render(request, "strategies/paper_run_list.html", {"runs": runs})
 
 
@@ -583,10 +554,10 @@ def _drift_context(run: PaperRun) -> dict:
 @login_required
 @require_GET
 def paper_run_detail_view(request: HttpRequest, run_id) -> HttpResponse:
-    run = get_object_or_404(_own_paper_runs(request.user).select_related("coin__quote"), pk=run_id)
+    run = get_object_or_404(selectors.paper_runs_for(request.user), pk=run_id)
     context = {
         "run": run,
-        "strategy_readable": _readable(request.user).filter(pk=run.strategy_id).exists(),
+        "strategy_readable": selectors.is_page_readable(request.user, run.strategy_id),
         "kind_label": KINDS[run.kind].label if run.kind in KINDS else run.kind,
         "params": list(run.params.items()),
         "last_bar": _bar_time(from_ms(run.last_bar_ms), run.timeframe) if run.last_bar_ms is not None else None,
@@ -598,7 +569,7 @@ def paper_run_detail_view(request: HttpRequest, run_id) -> HttpResponse:
 @login_required
 @require_POST
 def paper_run_stop_view(request: HttpRequest, run_id) -> HttpResponse:
-    run = get_object_or_404(_own_paper_runs(request.user), pk=run_id)
+    run = get_object_or_404(selectors.paper_runs_for(request.user), pk=run_id)
     if run.status == PaperRun.Status.ACTIVE:
         services.stop_paper_run(run=run)
         messages.success(request, "Paper run stopped: it places no more orders. What it bought stays in the portfolio.")

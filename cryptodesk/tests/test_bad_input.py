@@ -101,7 +101,7 @@ def test_parser_refuses_oversized_number_literals(literal):
     started = time.perf_counter()
     with pytest.raises(ParseError, match="number too large"):
         DecimalJSONParser().parse(BytesIO(f'{{"quantity": {literal}}}'.encode()))
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 2  # a converted huge number takes minutes; 2 s allows a loaded CI
 
 
 def test_parser_keeps_ordinary_numbers():
@@ -141,7 +141,7 @@ def test_huge_strategy_param_answers_400_fast(alice_api, btc):
     started = time.perf_counter()
     body = '{"name": "x", "kind": "sma_crossover", "coin": "bitcoin", "params": {"fast": 1e2000000, "slow": 30}}'
     assert_problem(post_raw(alice_api, "/api/v1/strategies/", body), 400)
-    assert time.perf_counter() - started < 0.5
+    assert time.perf_counter() - started < 2  # a converted huge number takes minutes; 2 s allows a loaded CI
 
 
 # --- decimal fields through real endpoints ---------------------------------------------------------

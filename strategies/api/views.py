@@ -1,7 +1,6 @@
 """Strategies API: CRUD (yours, published ones to read), kinds, clone, backtests."""
 
-from django.db.models import Q
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -10,7 +9,7 @@ from rest_framework.views import APIView
 from rest_framework.viewsets import GenericViewSet, ModelViewSet
 
 from strategies import selectors, services
-from strategies.errors import field_error
+from strategies.errors import NotAllowed, TooManyBacktests, field_error
 from strategies.models import Backtest, PaperRun, Strategy
 
 from .serializers import (
@@ -25,6 +24,24 @@ from .serializers import (
 )
 
 SAFE = {"GET", "HEAD", "OPTIONS"}
+PROBLEM = {"$ref": "#/components/schemas/Problem"}
+
+
+def _problem(error: type, description: str) -> dict:
+    """A problem-details response of one DomainError, for `extend_schema(responses=...)`."""
+    return {
+        (error.status, "application/problem+json"): OpenApiResponse(
+            response=PROBLEM, description=f"{description} (type `/problems/{error.slug}`)."
+        )
+    }
+
+
+PUBLISH_REFUSED = _problem(NotAllowed, "Only analysts and admins can publish strategies (`visibility: published`)")
+BACKTEST_CAP = _problem(
+    TooManyBacktests,
+    "You already have BACKTEST_MAX_ACTIVE_PER_USER (default 3) backtests queued or running: wait for one to finish "
+    "(or too many requests: see Retry-After)",
+)
 
 
 @extend_schema_view(
@@ -34,7 +51,10 @@ SAFE = {"GET", "HEAD", "OPTIONS"}
             OpenApiParameter("kind", str),
             OpenApiParameter("coin", str),
         ]
-    )
+    ),
+    create=extend_schema(responses={201: StrategySerializer, **PUBLISH_REFUSED}),
+    update=extend_schema(responses={200: StrategySerializer, **PUBLISH_REFUSED}),
+    partial_update=extend_schema(responses={200: StrategySerializer, **PUBLISH_REFUSED}),
 )
 class StrategyViewSet(ModelViewSet):
     """Your strategies and the published ones. Only the owner changes a strategy; others' are 404 to change."""
@@ -44,17 +64,15 @@ class StrategyViewSet(ModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Strategy.objects.none()
-        user = self.request.user
         readable = self.request.method in SAFE or self.action in {"clone", "backtests", "paper"}
-        qs = selectors.readable_strategies(user) if readable else selectors.own_strategies(user)
         params = self.request.query_params
-        if params.get("mine") in {"1", "true"}:
-            qs = qs.filter(owner=user)
-        if params.get("kind"):
-            qs = qs.filter(kind=params["kind"])
-        if params.get("coin"):
-            qs = qs.filter(Q(coin_id=params["coin"]) | Q(coin__symbol__iexact=params["coin"]))
-        return qs
+        return selectors.filtered_strategies(
+            self.request.user,
+            writable=not readable,
+            mine=params.get("mine") in {"1", "true"},
+            kind=params.get("kind"),
+            coin=params.get("coin"),
+        )
 
     def perform_create(self, serializer) -> None:
         serializer.instance = services.create_strategy(owner=self.request.user, **serializer.validated_data)
@@ -84,7 +102,7 @@ class StrategyViewSet(ModelViewSet):
         run = services.start_paper_run(strategy=self.get_object(), user=request.user, portfolio=portfolio)
         return Response(PaperRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=BacktestCreateSerializer, responses={202: BacktestSerializer})
+    @extend_schema(request=BacktestCreateSerializer, responses={202: BacktestSerializer, **BACKTEST_CAP})
     @action(detail=True, methods=["post"])
     def backtests(self, request: Request, pk=None) -> Response:
         serializer = BacktestCreateSerializer(data=request.data)
@@ -103,11 +121,9 @@ class BacktestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, GenericV
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Backtest.objects.none()
-        qs = selectors.backtests_for(self.request.user)
-        if self.action == "list":
-            qs = qs.defer("equity_curve", "trades")
-        strategy = self.request.query_params.get("strategy")
-        return qs.filter(strategy_id=strategy) if strategy and strategy.isdigit() else qs
+        return selectors.api_backtests(
+            self.request.user, summary=self.action == "list", strategy_id=self.request.query_params.get("strategy")
+        )
 
     @extend_schema(parameters=[OpenApiParameter("strategy", int)])
     def list(self, request, *args, **kwargs):

@@ -165,6 +165,47 @@ def test_list_queries_do_not_grow_with_the_rows(alice_client, alice, analyst, co
         assert alice_client.get("/strategies/").status_code == 200
 
 
+def _backtested(owner, strategy, *, total_return: float) -> None:
+    now = timezone.now()
+    Backtest.objects.create(
+        strategy=strategy,
+        owner=owner,
+        kind=strategy.kind,
+        params=strategy.params,
+        coin=strategy.coin,
+        timeframe="1d",
+        start=now - timedelta(days=30),
+        end=now,
+        initial_capital=10_000,
+        fee_bps=10,
+        slippage_bps=0,
+        status=Backtest.Status.SUCCEEDED,
+        metrics={"total_return": total_return},
+    )
+
+
+def _add_strategies(alice, analyst, coin, count: int) -> None:
+    for n in range(count):
+        mine = strategy_for(alice, coin, name=f"Mine {n}")
+        published = strategy_for(analyst, coin, name=f"Ana's {n}", visibility="published")
+        _backtested(alice, mine, total_return=0.01 * n)
+        _backtested(alice, published, total_return=-0.01 * n)
+
+
+def test_list_page_queries_are_the_same_at_1_and_20_strategies(
+    alice_client, alice, analyst, coin, django_assert_num_queries
+):
+    _add_strategies(alice, analyst, coin, 1)
+    alice_client.get("/strategies/")  # the session's first request records its use once
+    with CaptureQueriesContext(connection) as one:
+        page = alice_client.get("/strategies/").content.decode()
+    assert page.count('data-testid="last-return"') == 2
+    _add_strategies(alice, analyst, coin, 19)
+    with django_assert_num_queries(len(one)):
+        page = alice_client.get("/strategies/").content.decode()
+    assert page.count('data-testid="last-return"') == 40
+
+
 def test_editing_keeps_a_coin_that_lost_its_quote(alice_client, alice, coin):
     dead = Coin.objects.create(id="deadcoin", symbol="dead", name="Dead coin")
     strategy = strategy_for(alice, dead)

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from market import hooks
 from market.models import Coin, PricePoint, Quote
+from portfolios import pricing
 from portfolios import services as portfolio_services
 from portfolios.models import Order
 from strategies import services
@@ -133,3 +134,48 @@ def test_drift_report_without_a_quote_values_coins_at_the_last_close(alice, setu
     run = PaperRun.objects.select_related("coin").get(pk=run.pk)
     report = services.drift_report(run)
     assert report["paper"]["equity"] == "10000"
+
+
+@pytest.mark.parametrize(
+    ("cash", "unit", "prices"),
+    [
+        ("10000", "1", ["12", "5", "3"]),
+        # rounding notional and fee up at 18 places makes the plain quotient cost more than the cash
+        ("0.00000434556", "0.000000000001", ["0.00000000001701611", "0.000000000005", "0.000000000003"]),
+        ("1000", "0.01", ["0.123456789012345678", "0.05", "0.03"]),
+    ],
+)
+def test_paper_buy_spends_at_most_its_cash_priced_like_an_order(alice, coin, cash, unit, prices):
+    PricePoint.objects.filter(coin=coin).delete()
+    for day, price in enumerate([10, 9, 8, 7], start=-4):  # the fixture's falling history, scaled
+        add_bar(coin, day, str(price * Decimal(unit)))
+    strategy = Strategy.objects.create(
+        owner=alice, name="Fast cross", kind="sma_crossover", params={"fast": 2, "slow": 3}, coin=coin, timeframe="1d"
+    )
+    portfolio = portfolio_services.create_portfolio(owner=alice, name="Paper", starting_cash=Decimal(cash))
+    run = services.start_paper_run(strategy=strategy, user=alice, portfolio=portfolio)
+    add_bar(coin, 0, prices[0])
+    run.refresh_from_db()
+    assert services.evaluate_paper_run(run) == "buy"
+    buy = Order.objects.get(side="buy")
+    price = Decimal(prices[0])
+    assert buy.quantity == pricing.max_buy_quantity(cash=Decimal(cash), price=price)
+    priced = pricing.buy_cost(quantity=buy.quantity, price=price)
+    assert (buy.filled_price, buy.fee) == (price, priced.fee)
+    assert (buy.trade.notional, buy.trade.fee) == (priced.notional, priced.fee)
+    assert priced.total <= Decimal(cash)
+    portfolio.refresh_from_db()
+    assert portfolio.cash == Decimal(cash) - priced.total
+    # the run's own book agrees with the portfolio to the last digit, after the buy and after the sell
+    run.refresh_from_db()
+    assert services._run_book(run) == (portfolio.cash, buy.quantity)
+    add_bar(coin, 1, prices[1])
+    add_bar(coin, 2, prices[2])
+    run.refresh_from_db()
+    assert services.evaluate_paper_run(run) == "sell"
+    sell = Order.objects.get(side="sell")
+    sold = pricing.sell_proceeds(quantity=sell.quantity, price=Decimal(prices[2]))
+    assert (sell.quantity, sell.fee) == (buy.quantity, sold.fee)
+    portfolio.refresh_from_db()
+    assert portfolio.cash == Decimal(cash) - priced.total + sold.total
+    assert services._run_book(run) == (portfolio.cash, Decimal(0))
