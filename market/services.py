@@ -102,7 +102,8 @@ def request_sync(*, requested_by=None) -> tuple[SyncRun, str]:
         raise Conflict("A market sync is already queued or running.")
     run = SyncRun.objects.create(kind=SyncRun.Kind.MARKETS, status=SyncRun.Status.QUEUED, requested_by=requested_by)
     task_id = celery_uuid()
-    apply_async_on_commit(_task_for(SyncRun.Kind.MARKETS), kwargs={"sync_run_id": run.pk}, task_id=task_id)
+    # robust: run eagerly (no broker), a failed sync is recorded on its run, never raised into the request
+    apply_async_on_commit(_task_for(SyncRun.Kind.MARKETS), kwargs={"sync_run_id": run.pk}, task_id=task_id, robust=True)
     return run, task_id
 
 

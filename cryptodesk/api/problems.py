@@ -4,7 +4,7 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
@@ -108,6 +108,11 @@ def exception_handler(exc: Exception, context: dict) -> Response:
             extra = {"errors": exc.errors}
         body = problem(exc.status, slug=exc.slug, title=exc.title, detail=exc.detail, **extra)
         return Response(body, status=exc.status, headers=exc.headers, content_type=PROBLEM_CONTENT_TYPE)
+
+    if isinstance(exc, SuspiciousOperation):  # too many fields or files, a body too big: Django's own 400
+        logger.warning("Refused request: %s", exc)
+        body = problem(400, detail="This request was refused: too many fields or files, or a body too large.")
+        return Response(body, status=400, content_type=PROBLEM_CONTENT_TYPE)
 
     response = drf_exception_handler(exc, context)
     if response is None:

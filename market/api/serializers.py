@@ -54,12 +54,32 @@ class CoinSerializer(serializers.ModelSerializer):
         return is_stale(coin.quote.last_updated)
 
 
+def series_point_schema(*, values: int, description: str) -> dict:
+    """One series point: epoch ms (an integer) followed by `values` decimal strings."""
+    return {
+        "type": "array",
+        "description": description,
+        "items": {"oneOf": [{"type": "integer", "format": "int64"}, {"type": "string", "format": "decimal"}]},
+        "minItems": 1 + values,
+        "maxItems": 1 + values,
+    }
+
+
+OHLC_SCHEMA = {
+    "type": "array",
+    "items": series_point_schema(values=4, description="[start ms, open, high, low, close]"),
+}
+
+
+@extend_schema_field(series_point_schema(values=1, description="[epoch ms, decimal string]"))
+class SeriesPointField(serializers.ListField):
+    pass
+
+
 class HistorySerializer(serializers.Serializer):
-    prices = serializers.ListField(
-        child=serializers.ListField(child=serializers.CharField()), help_text="[[epoch ms, price], …]"
-    )
-    market_caps = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
-    total_volumes = serializers.ListField(child=serializers.ListField(child=serializers.CharField()))
+    prices = serializers.ListField(child=SeriesPointField(), help_text="[[epoch ms, price], …]")
+    market_caps = serializers.ListField(child=SeriesPointField(), help_text="[[epoch ms, market cap], …]")
+    total_volumes = serializers.ListField(child=SeriesPointField(), help_text="[[epoch ms, volume], …]")
 
 
 class TrendingSerializer(serializers.ModelSerializer):

@@ -22,6 +22,7 @@ from market.filters import CoinFilter
 
 from .responses import MARKET_CACHE_TTL_S, global_data, top_data, trending_data
 from .serializers import (
+    OHLC_SCHEMA,
     CoinSerializer,
     GlobalStatsSerializer,
     HistorySerializer,
@@ -44,7 +45,9 @@ class DaysQuery(serializers.Serializer):
 
 
 class LimitQuery(serializers.Serializer):
-    limit = serializers.IntegerField(min_value=1, max_value=selectors.TOP_LIMIT_MAX, default=10)
+    limit = serializers.IntegerField(
+        min_value=1, max_value=selectors.TOP_LIMIT_MAX, default=10, help_text="How many coins, 1 to 100."
+    )
 
 
 def _query(serializer_class, request: Request) -> dict:
@@ -145,7 +148,7 @@ class CoinViewSet(ReadOnlyModelViewSet):
 
     @extend_schema(
         parameters=[DAYS_PARAM],
-        responses={200: {"type": "array", "items": {"type": "array", "items": {"type": "string"}}}},
+        responses={200: OHLC_SCHEMA},
         description="Candles computed from stored points: [[start ms, open, high, low, close], …] (30 min up to 2 "
         "days, 4 h up to 30 days, then daily). The time comes as a number, prices as decimal strings.",
     )
@@ -181,7 +184,7 @@ class TopView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("category", str, OpenApiParameter.PATH, enum=list(selectors.TOP_CATEGORIES)),
-            OpenApiParameter("limit", int, description="1 to 100, default 10."),
+            LimitQuery,
         ],
         responses=CoinSerializer(many=True),
         operation_id="market_top",
