@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -309,27 +309,47 @@ def generate_load(url: str, headers: dict[str, str], duration_s: float, server_p
 
 def compare_throughput(targets: dict[str, tuple[str, dict[str, str]]], server_pid: int) -> dict[str, Throughput]:
     """Alternate the endpoints for ROUNDS rounds, reversing the order each round so drift hits all alike."""
+    return alternate_rounds(
+        targets,
+        load=lambda url, headers, seconds: generate_load(url, headers, seconds, server_pid),
+        rounds=ROUNDS,
+        round_s=ROUND_S,
+        warmup_s=WARMUP_S,
+        describe=lambda name, load: (
+            f"{name} {load.rps:6.0f} req/s (server {load.server_cpu_ms_per_request:.2f} ms cpu/req, "
+            f"client {load.client_cpu_share:.0%} cpu)"
+        ),
+    )
+
+
+def alternate_rounds(
+    targets: dict[str, tuple[str, dict[str, str]]],
+    *,
+    load: Callable[[str, dict[str, str], float], Load],
+    rounds: int,
+    round_s: float,
+    warmup_s: float,
+    describe: Callable[[str, Load], str],
+) -> dict[str, Throughput]:
+    """Warm every endpoint, then `rounds` rounds of `round_s` each, the order reversed every round; medians."""
     for url, headers in targets.values():  # warm them all: imports, connection pools, caches
-        generate_load(url, headers, WARMUP_S, server_pid)
+        load(url, headers, warmup_s)
     loads: dict[str, list[Load]] = {name: [] for name in targets}
     names = list(targets)
-    for round_no in range(1, ROUNDS + 1):
+    for round_no in range(1, rounds + 1):
         order = names if round_no % 2 else names[::-1]
         line = []
         for name in order:
             url, headers = targets[name]
-            load = generate_load(url, headers, ROUND_S, server_pid)
-            loads[name].append(load)
-            line.append(
-                f"{name} {load.rps:6.0f} req/s (server {load.server_cpu_ms_per_request:.2f} ms cpu/req, "
-                f"client {load.client_cpu_share:.0%} cpu)"
-            )
+            result = load(url, headers, round_s)
+            loads[name].append(result)
+            line.append(describe(name, result))
         print(f"round {round_no}: " + "; ".join(line), flush=True)
     return {
         name: Throughput(
-            rps=statistics.median(load.rps for load in runs),
-            cpu_ms=statistics.median(load.server_cpu_ms_per_request for load in runs),
-            failures=sum(load.failures for load in runs),
+            rps=statistics.median(run.rps for run in runs),
+            cpu_ms=statistics.median(run.server_cpu_ms_per_request for run in runs),
+            failures=sum(run.failures for run in runs),
         )
         for name, runs in loads.items()
     }
@@ -387,27 +407,14 @@ def compare_with_wrk(
     targets: dict[str, tuple[str, dict[str, str]]], server_pid: int, *, rounds: int, round_s: float, warmup_s: float
 ) -> dict[str, Throughput]:
     """compare_throughput with wrk as the client: alternating rounds, order reversed every round, medians."""
-    for url, headers in targets.values():
-        wrk_load(url, headers, warmup_s, server_pid)
-    loads: dict[str, list[Load]] = {name: [] for name in targets}
-    names = list(targets)
-    for round_no in range(1, rounds + 1):
-        order = names if round_no % 2 else names[::-1]
-        line = []
-        for name in order:
-            url, headers = targets[name]
-            load = wrk_load(url, headers, round_s, server_pid)
-            loads[name].append(load)
-            line.append(f"{name} {load.rps:5.0f}/s {load.server_cpu_ms_per_request:.2f} ms")
-        print(f"round {round_no}: " + "; ".join(line), flush=True)
-    return {
-        name: Throughput(
-            rps=statistics.median(load.rps for load in runs),
-            cpu_ms=statistics.median(load.server_cpu_ms_per_request for load in runs),
-            failures=sum(load.failures for load in runs),
-        )
-        for name, runs in loads.items()
-    }
+    return alternate_rounds(
+        targets,
+        load=lambda url, headers, seconds: wrk_load(url, headers, seconds, server_pid),
+        rounds=rounds,
+        round_s=round_s,
+        warmup_s=warmup_s,
+        describe=lambda name, load: f"{name} {load.rps:5.0f}/s {load.server_cpu_ms_per_request:.2f} ms",
+    )
 
 
 # --- in process: CPU per request through Django's WSGI handler, no server and no socket ---------------

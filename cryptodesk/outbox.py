@@ -3,7 +3,8 @@
 `enqueue_on_commit(task, *args, **kwargs)` publishes once the surrounding transaction commits
 (`enqueue_now` for code that already runs after its commit). If the broker is unreachable the message
 is stored in `OutboxMessage` (one warning per outage, no traceback) and `relay_outbox()` (beat, every
-minute, and after the next successful publish) sends it later.
+minute, and at once when a process that saw the outage publishes again) sends it later. A publish with no
+outage behind it costs no query.
 
 In eager mode (`CELERY_TASK_ALWAYS_EAGER`: no broker, and tests) the task runs in-process as before, and
 with `CELERY_TASK_EAGER_PROPAGATES` its exceptions propagate: a failing task is a bug to see, not to hide.
@@ -90,8 +91,12 @@ def _publish_or_store(task: Task, args: list[Any], kwargs: dict[str, Any], task_
         _note_broker_down(exc)
         OutboxMessage.objects.create(task_name=task.name, args=args, kwargs=kwargs, task_id=task_id or "")
         return
-    _note_broker_up()
-    if task.name != RELAY_TASK and OutboxMessage.objects.filter(next_attempt_at__lte=timezone.now()).exists():
+    recovered = _note_broker_up()
+    if (
+        recovered
+        and task.name != RELAY_TASK
+        and OutboxMessage.objects.filter(next_attempt_at__lte=timezone.now()).exists()
+    ):
         _kick_relay(task)
 
 
@@ -111,11 +116,14 @@ def _note_broker_down(exc: BaseException) -> None:
     logger.warning("broker unreachable, task messages go to the outbox until it is back: %s", exc)
 
 
-def _note_broker_up() -> None:
+def _note_broker_up() -> bool:
+    """True when this process had seen the broker down: the outage is over."""
     global _broker_down
-    if _broker_down:
-        _broker_down = False
-        logger.info("broker reachable again")
+    if not _broker_down:
+        return False
+    _broker_down = False
+    logger.info("broker reachable again")
+    return True
 
 
 def backoff(attempts: int) -> timedelta:

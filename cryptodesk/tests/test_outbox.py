@@ -327,6 +327,7 @@ def test_a_message_the_relay_cannot_encode_does_not_block_the_rest(broker, db):
 
 def test_the_next_successful_publish_wakes_the_relay(broker, portfolio, django_capture_on_commit_callbacks):
     _stored(1)
+    outbox._broker_down = True  # this process saw the outage (the fixture restores the flag)
 
     with django_capture_on_commit_callbacks(execute=True):
         outbox.enqueue_on_commit(take_snapshot_task, portfolio.pk)
@@ -336,9 +337,24 @@ def test_the_next_successful_publish_wakes_the_relay(broker, portfolio, django_c
 
 def test_no_relay_wake_up_when_nothing_is_due(broker, portfolio, django_capture_on_commit_callbacks):
     _stored(1, next_attempt_at=timezone.now() + timedelta(minutes=5))
+    outbox._broker_down = True
 
     with django_capture_on_commit_callbacks(execute=True):
         outbox.enqueue_on_commit(take_snapshot_task, portfolio.pk)
+
+    assert broker.names() == [SNAPSHOT]
+
+
+def test_a_publish_with_no_outage_behind_it_costs_no_query(
+    broker, portfolio, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    _stored(1)  # another process's message: beat's relay sends it, this publish does not look
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        outbox.enqueue_on_commit(take_snapshot_task, portfolio.pk)
+    with django_assert_num_queries(0):
+        for callback in callbacks:
+            callback()
 
     assert broker.names() == [SNAPSHOT]
 
