@@ -35,6 +35,27 @@ def test_missing_secret_key_with_debug_off_stops_startup():
     assert result.stderr.strip() == "config error: SECRET_KEY is required when DEBUG is off"
 
 
+def _manage(*argv: str) -> subprocess.CompletedProcess:
+    """manage.py with no CryptoDesk environment at all, as a fresh checkout runs it."""
+    env = {**_inherited(), "SECRET_KEY_FILE": str(Path(tempfile.gettempdir()) / "cryptodesk-offline.secret_key")}
+    return subprocess.run(  # noqa: S603 - our own interpreter and manage.py
+        [sys.executable, "manage.py", *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_migration_commands_need_no_secret_key():
+    """makemigrations reads models and migration files only: nothing is signed, so no key is asked for."""
+    result = _manage("makemigrations", "--check", "--dry-run")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No changes detected" in result.stdout
+
+
+def test_commands_that_serve_or_sign_still_need_the_key():
+    result = _manage("check")
+    assert result.returncode != 0
+    assert result.stderr.strip() == "config error: SECRET_KEY is required when DEBUG is off"
+
+
 def test_malformed_database_url_stops_startup_without_echoing_it():
     result = run_check(DEBUG="1", DATABASE_URL="notadb://user:s3cret-pw@host/db")
     assert result.returncode != 0
