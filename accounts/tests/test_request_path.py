@@ -476,4 +476,17 @@ def test_a_warm_bearer_request_is_one_redis_round_trip(alice):
 
     with mock.patch.object(Redis, "execute_command", command), mock.patch.object(Pipeline, "execute", execute):
         assert api.get(ME).status_code == 200
-    assert trips == ["pipeline: MGET SET INCRBY"]
+    assert trips == ["EVALSHA"]  # one script: the two reads and the counter's hit
+
+
+@pytest.mark.skipif(
+    not settings.CACHES["default"]["BACKEND"].startswith("django_redis"), reason="needs the Redis script cache"
+)
+def test_a_server_that_forgot_the_script_still_authenticates_and_counts(alice, user_rate):
+    """A restarted or flushed Redis has no script under its digest: it is loaded again, the hit still counted."""
+    from django_redis import get_redis_connection
+
+    api = api_for(alice)
+    assert api.get(ME).status_code == 200
+    get_redis_connection("default").script_flush()
+    assert [api.get(ME).status_code for _ in range(3)] == [200, 200, 429]  # 3/min, the first counted too

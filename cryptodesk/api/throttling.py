@@ -4,8 +4,11 @@ DRF's own throttles read a list of timestamps, then write it back: two round tri
 requests can both slip through. A fixed window counter cannot be raced.
 """
 
+import os
+import threading
 import time
 
+import redis
 from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
 from django_redis.cache import RedisCache
 from rest_framework.throttling import SimpleRateThrottle
@@ -14,22 +17,41 @@ from rest_framework.throttling import SimpleRateThrottle
 COUNTED_HITS = "counted_throttle_hits"
 
 
+# MGET of the caller's keys, then one hit on the window counter (KEYS[#KEYS]), born with its expiry (ARGV[1]):
+# one command on the wire, one reply to parse. A missing key comes back as nil.
+_FETCH_AND_HIT = """
+local n = #KEYS - 1
+local values = {}
+if n > 0 then values = redis.call('MGET', unpack(KEYS, 1, n)) end
+redis.call('SET', KEYS[#KEYS], 0, 'EX', ARGV[1], 'NX')
+values[n + 1] = redis.call('INCR', KEYS[#KEYS])
+return values
+"""
+_held = threading.local()
+
+
+def _held_client(pooled: redis.Redis) -> tuple[redis.Redis, object]:
+    """This thread's own connection to the cache's server, and the script registered on it.
+
+    Every request makes this round trip: a connection the thread keeps skips the pool's checkout, which probes
+    the socket with extra system calls each time. A forked process, or another pool, gets a new one.
+    """
+    key = (os.getpid(), id(pooled.connection_pool))
+    if getattr(_held, "key", None) != key:
+        client = redis.Redis(connection_pool=pooled.connection_pool, single_connection_client=True)
+        _held.client, _held.script, _held.key = client, client.register_script(_FETCH_AND_HIT), key
+    return _held.client, _held.script
+
+
 def fetch_and_hit(keys: list[str], *, slot: str, window_s: int) -> tuple[dict, int]:
     """`cache.get_many(keys)` and one hit on the window counter `slot`: a single round trip on Redis."""
     backend = caches[DEFAULT_CACHE_ALIAS]
     if not isinstance(backend, RedisCache):
         return (backend.get_many(keys) if keys else {}), _hit(backend, slot, window_s)
     client = backend.client
-    counter = client.make_key(slot)
-    pipe = client.get_client(write=True).pipeline(transaction=False)
-    if keys:
-        pipe.mget([client.make_key(key) for key in keys])
-    pipe.set(counter, 0, ex=window_s + 1, nx=True)  # the window's counter is born with its expiry, never without
-    pipe.incr(counter)
-    *values, _, count = pipe.execute()
-    if not keys:
-        return {}, count
-    found = {key: client.decode(value) for key, value in zip(keys, values[0], strict=True) if value is not None}
+    _, script = _held_client(client.get_client(write=True))
+    *values, count = script(keys=[*(client.make_key(key) for key in keys), client.make_key(slot)], args=[window_s + 1])
+    found = {key: client.decode(value) for key, value in zip(keys, values, strict=True) if value is not None}
     return found, count
 
 
