@@ -21,7 +21,7 @@ run: export DEBUG ?= 1
 run: $(STAMP)
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
-	@echo "CryptoDesk is starting on http://$(HOST):$(PORT)/"
+	@# the server prints its address and the demo login last, once it answers
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 migrate: $(STAMP)

@@ -74,7 +74,8 @@ def _login_page(request: HttpRequest, *, default_next: str) -> HttpResponse:
         else:
             _log_in(request, user)
             return _redirect_next(request, request.GET.get("next"), default_next)
-    return render(request, "accounts/login.html", {"form": form}, status=status)
+    context = {"form": form, "demo_login": selectors.demo_login()}
+    return render(request, "accounts/login.html", context, status=status)
 
 
 @require_POST

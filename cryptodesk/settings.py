@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "cryptodesk",  # before whitenoise and staticfiles: its runserver wraps theirs (see its module)
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
@@ -67,7 +68,6 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "corsheaders",
     "csp",
-    "cryptodesk",
     "accounts",
     "market",
     "portfolios",
@@ -149,6 +149,11 @@ else:
 
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "").strip() or REDIS_URL
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+if CELERY_TASK_ALWAYS_EAGER:
+    # Nothing to reach: an eager send still builds a producer, and with no URL kombu warns it falls back to localhost.
+    CELERY_BROKER_URL = "memory://localhost/"
+# No broker, so no beat: the development server runs CELERY_BEAT_SCHEDULE itself (cryptodesk/scheduler.py).
+RUN_SCHEDULE_IN_PROCESS = env_bool("RUN_SCHEDULE_IN_PROCESS", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
@@ -202,7 +207,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=23, minute=55),
         "options": {"expires": 3 * 3600},
     },
-    "demo-ticker": {  # does nothing unless DEMO_TICKER=1
+    "demo-ticker": {  # does nothing unless DEMO_TICKER is on
         "task": "market.tasks.demo_tick_task",
         "schedule": crontab(),
         "options": {"expires": 50},
@@ -292,6 +297,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # no deep-link anchors inside Swagger UI's operation buttons (a link nested in a button); ReDoc keeps deep links.
+    # Examples in plain text: every highlighting theme has colours that fall short of 4.5:1 on its background.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": False, "syntaxHighlight": False},
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "accounts.models.User.Role",
         "ProfileCurrencyEnum": "accounts.models.User.Currency",
@@ -393,7 +401,7 @@ MARKET_SYNC_TOP_N = env_int("MARKET_SYNC_TOP_N", default=250, minimum=1)
 MARKET_HISTORY_TOP_N = env_int("MARKET_HISTORY_TOP_N", default=20, minimum=1)
 MARKET_KEEP_FINE_DAYS = env_int("MARKET_KEEP_FINE_DAYS", default=2, minimum=1)
 MARKET_KEEP_HOURLY_DAYS = env_int("MARKET_KEEP_HOURLY_DAYS", default=90, minimum=2)
-DEMO_TICKER = env_bool("DEMO_TICKER", default=False)
+DEMO_TICKER = env_bool("DEMO_TICKER", default=DEBUG)  # the demo's prices move; real quotes are never touched
 
 # --- i18n, static -------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -428,3 +436,5 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+if CELERY_TASK_ALWAYS_EAGER:  # tasks run inside requests and the in-process schedule: a success is no news there
+    LOGGING["loggers"]["celery.app.trace"] = {"level": "WARNING"}

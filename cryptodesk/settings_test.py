@@ -9,6 +9,7 @@ os.environ.setdefault("CSRF_COOKIE_SECURE", "0")
 os.environ.setdefault("THROTTLE_ANON", "100000/min")
 os.environ.setdefault("THROTTLE_USER", "100000/min")
 os.environ.setdefault("THROTTLE_AUTH", "100000/min")
+os.environ.setdefault("DEMO_TICKER", "0")  # even under DEBUG=1: a test moves demo prices only when it says so
 
 from .settings import *  # noqa: F403
 from .settings import CACHES, STORAGES

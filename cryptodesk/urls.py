@@ -2,12 +2,13 @@
 
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from accounts import views as account_views
 from portfolios import views as portfolio_views
 
 from . import views
+from .api import docs as api_docs
 
 urlpatterns = [
     path("health", views.health, name="health"),
@@ -16,12 +17,8 @@ urlpatterns = [
     path("health/ready/", views.health_ready),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path(
-        "api/redoc/",
-        SpectacularRedocView.as_view(url_name="schema", template_name="api_docs/redoc.html"),
-        name="redoc",
-    ),
+    path("api/docs/", api_docs.swagger_ui, name="swagger-ui"),
+    path("api/redoc/", api_docs.redoc, name="redoc"),
     path("api/v1/", include("cryptodesk.api_urls")),
     re_path(r"^api/", views.api_not_found),
     path("", account_views.home, name="home"),

@@ -56,6 +56,7 @@ class PageGuard:
     _reported: int = 0
 
     def _is_ours(self, url: str) -> bool:
+        url = url.removeprefix("blob:")  # a blob: URL carries the origin that made it (a page's own worker)
         parts = urlsplit(url)
         return f"{parts.scheme}://{parts.netloc}" == self.origin
 
@@ -136,3 +137,12 @@ def save_screenshot() -> Callable[[Page, str], None]:
             page.screenshot(path=SHOTS_DIR / f"{name}.png", full_page=True)
 
     return save
+
+
+def log_in(page: Page, email: str, password: str) -> None:
+    """Log in through the browser form and land on the dashboard."""
+    page.goto("/login/")
+    page.locator("input[name=email]").fill(email)
+    page.locator("input[name=password]").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/dashboard/")

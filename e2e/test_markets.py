@@ -73,15 +73,15 @@ def query_of(page: Page) -> dict[str, list[str]]:
     return parse_qs(urlsplit(page.url).query)
 
 
-def click_and_expect_points(page: Page, button: Locator, endpoint: str, days: str) -> int:
-    """Click a chart control; the chart must then hold exactly as many points as the API answered."""
+def click_and_expect_points(page: Page, button: Locator, kind: str, days: str) -> int:
+    """Click a chart control; the chart must then hold exactly as many points as its data answered."""
     with page.expect_response(
-        lambda r: urlsplit(r.url).path.endswith(f"/{endpoint}/") and f"days={days}" in r.url
+        lambda r: urlsplit(r.url).path.endswith("/chart/") and f"days={days}&kind={kind}" in r.url
     ) as answer:
         button.click()
     assert answer.value.status == 200, answer.value.url
     body = answer.value.json()
-    count = len(body["prices"] if endpoint == "history" else body)
+    count = body["stored"]
     assert count > 0, f"{answer.value.url} answered no points"
     expect(button).to_have_attribute("aria-pressed", "true")
     expect(page.get_by_test_id("price-chart")).to_have_attribute("data-points", str(count))
@@ -161,7 +161,7 @@ def test_markets_table_coin_chart_and_dashboard_movers(
 
     # From the full table to the Bitcoin page.
     page.goto("/markets/")
-    with page.expect_response(lambda r: "/coins/bitcoin/history/?days=30" in r.url) as first_draw:
+    with page.expect_response(lambda r: "/markets/bitcoin/chart/?days=30&kind=line" in r.url) as first_draw:
         rows.first.get_by_role("link", name=re.compile("Bitcoin")).click()
     expect(page).to_have_url(f"{base}/markets/bitcoin/")
     expect(page.get_by_role("heading", level=1)).to_contain_text("Bitcoin")
@@ -176,7 +176,7 @@ def test_markets_table_coin_chart_and_dashboard_movers(
 
     # The chart: 30 days of line by default, drawn on a real canvas.
     chart = page.get_by_test_id("price-chart")
-    line_30d = len(first_draw.value.json()["prices"])
+    line_30d = first_draw.value.json()["stored"]
     assert line_30d > 0
     expect(chart).to_have_attribute("data-points", str(line_30d))
     expect(page.locator("[data-range='30']")).to_have_attribute("aria-pressed", "true")
@@ -187,9 +187,9 @@ def test_markets_table_coin_chart_and_dashboard_movers(
     assert page_guard.static_loaded >= MARKET_ASSETS | CHART_ASSETS
 
     # 7D: hourly points for a week (fewer than 30 days' worth); candles: 4 h buckets over that week.
-    line_7d = click_and_expect_points(page, page.locator("[data-range='7']"), "history", "7")
+    line_7d = click_and_expect_points(page, page.locator("[data-range='7']"), "line", "7")
     assert 24 * 6 < line_7d < line_30d
-    candles_7d = click_and_expect_points(page, page.locator("[data-kind='candles']"), "ohlc", "7")
+    candles_7d = click_and_expect_points(page, page.locator("[data-kind='candles']"), "candles", "7")
     assert 30 < candles_7d <= 7 * 6 + 1
     expect(page.locator("[data-kind='line']")).to_have_attribute("aria-pressed", "false")
     expect(page.locator("[data-chart-status]")).to_have_text("")

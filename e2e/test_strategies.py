@@ -106,8 +106,8 @@ def test_create_strategy_and_backtest_it(
     )
     assert strategy.params == {"fast": 10, "slow": 30}
     expect(page.get_by_role("heading", level=1)).to_have_text(NAME)
-    expect(page.get_by_test_id("spec").locator('[data-param="fast"] dd')).to_have_text("10")
-    expect(page.get_by_test_id("spec").locator('[data-param="slow"] dd')).to_have_text("30")
+    expect(page.get_by_test_id("spec").locator('[data-param="fast"] dd.mono')).to_have_text("10")
+    expect(page.get_by_test_id("spec").locator('[data-param="slow"] dd.mono')).to_have_text("30")
 
     # The default range (the last 365 days), capital and costs.
     page.get_by_test_id("backtest-form").get_by_role("button", name="Run backtest").click()

@@ -1,6 +1,7 @@
 """Market reads for pages, endpoints and probes (the cache version is written by `market.cache`)."""
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -96,20 +97,146 @@ def ohlc_bucket(days: int | None) -> timedelta:
 
 
 def ohlc(coin: Coin, *, days: int | None, now: datetime | None = None) -> list[list]:
-    """Candles computed from stored points: [[bucket start ms, open, high, low, close], ...]."""
+    """Candles computed from stored points: [[bucket start ms, open, high, low, close], ...] (see `candles`)."""
     now = now or timezone.now()
-    size = int(ohlc_bucket(days).total_seconds() * 1000)
-    candles: dict[int, list] = {}
-    for ts, price, _, _ in _points(coin, days, now):
-        start = to_ms(ts) // size * size
-        candle = candles.get(start)
-        if candle is None:
-            candles[start] = [start, price, price, price, price]
+    size = ohlc_bucket(days)
+    start = None if days is None else bucket_start(now - timedelta(days=days), size)
+    prices = _prices(coin, start)
+    made = candles(prices, size, previous_close=_close_before(coin, start) if prices else None)
+    return [[to_ms(c.start), as_str(c.open), as_str(c.high), as_str(c.low), as_str(c.close)] for c in made]
+
+
+# --- charts ------------------------------------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MONDAY = datetime(1970, 1, 5, tzinfo=UTC)  # weekly buckets start on Mondays, 00:00 UTC
+WEEK = timedelta(weeks=1)
+CHART_RANGES = {"1": 1, "7": 7, "30": 30, "90": 90, "365": 365, "max": None}  # the coin page's range buttons
+CHART_KINDS = ("line", "candles")
+# One spacing per range and kind, whatever resolution is stored (fine for two days, hourly to 90, then daily):
+# the chart's time axis is uniform, so a week of hourly points never crowds out the daily ones before it.
+CHART_BUCKETS = {
+    "1": (timedelta(minutes=5), timedelta(minutes=30)),
+    "7": (timedelta(hours=1), timedelta(hours=4)),
+    "30": (timedelta(hours=1), timedelta(days=1)),
+    "90": (timedelta(hours=4), timedelta(days=1)),
+    "365": (timedelta(days=1), WEEK),
+    "max": (timedelta(days=1), WEEK),
+}
+CLOSES_ONLY_NOTE = "Only closing prices are stored for this range: each candle opens at the previous close."
+SOME_CLOSES_ONLY_NOTE = (
+    "Only closing prices are stored for {single} of these {stored} candles: each of those opens at the previous close."
+)
+
+
+def bucket_start(moment: datetime, size: timedelta) -> datetime:
+    """The start of the bucket holding `moment`: whole multiples of `size` since the epoch (weeks: since a Monday)."""
+    origin = _MONDAY if size == WEEK else _EPOCH
+    return origin + (moment - origin) // size * size
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    start: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    points: int  # stored points in the bucket; 1: only its close is known
+
+
+def candles(
+    prices: list[tuple[datetime, Decimal]], size: timedelta, *, previous_close: Decimal | None = None
+) -> list[Candle]:
+    """One candle per bucket that holds stored points (ascending `prices`).
+
+    Several points give the open (first), high, low and close (last). A single point is only a close (daily
+    history from CoinGecko has nothing else): the candle runs from the previous close to it, so it shows the
+    move rather than a flat dash; the first one, with nothing stored before it, opens at its own close.
+    """
+    grouped: dict[datetime, list[Decimal]] = {}
+    for ts, price in prices:
+        grouped.setdefault(bucket_start(ts, size), []).append(price)
+    made: list[Candle] = []
+    close = previous_close
+    for start, values in grouped.items():
+        if len(values) > 1:
+            opening, high, low = values[0], max(values), min(values)
         else:
-            candle[2] = max(candle[2], price)
-            candle[3] = min(candle[3], price)
-            candle[4] = price
-    return [[start, as_str(o), as_str(h), as_str(low), as_str(c)] for start, o, h, low, c in candles.values()]
+            opening = values[0] if close is None else close
+            high, low = max(opening, values[0]), min(opening, values[0])
+        made.append(Candle(start, opening, high, low, values[-1], len(values)))
+        close = values[-1]
+    return made
+
+
+def _prices(coin: Coin, start: datetime | None) -> list[tuple[datetime, Decimal]]:
+    qs = PricePoint.objects.filter(coin=coin)
+    if start is not None:
+        qs = qs.filter(ts__gte=start)
+    return list(qs.order_by("ts").values_list("ts", "price"))
+
+
+def _close_before(coin: Coin, start: datetime | None) -> Decimal | None:
+    if start is None:
+        return None
+    return PricePoint.objects.filter(coin=coin, ts__lt=start).order_by("-ts").values_list("price", flat=True).first()
+
+
+def price_places(price: Decimal | None) -> int:
+    """Decimal places the page shows for a price (the `price` filter): 2 from $1 up, else 3 significant digits."""
+    if price is None or price >= 1 or price <= 0:
+        return 2
+    return min(max(2, -price.adjusted() + 3), 12)
+
+
+def chart_data(coin: Coin, *, days: str, kind: str, now: datetime | None = None) -> dict:
+    """What the coin page's chart draws, on a uniform time axis: one slot per bucket from the first stored one
+    to the last, with a value where points are stored and only a time where none are (a gap keeps its width).
+
+    Times are UTC epoch seconds (the chart library's), prices decimal strings. `price_format` sizes the price
+    axis' steps for the smallest price drawn, so a $0.00001234 coin keeps its labels.
+    """
+    now = now or timezone.now()
+    size = CHART_BUCKETS[days][CHART_KINDS.index(kind)]
+    start = None if CHART_RANGES[days] is None else bucket_start(now - timedelta(days=CHART_RANGES[days]), size)
+    prices = _prices(coin, start)
+    slots: dict[datetime, dict] = {}
+    single = 0
+    if kind == "line":
+        for ts, price in prices:
+            slots[bucket_start(ts, size)] = {"value": price}  # ascending: the last point of a bucket wins
+        lowest = min((slot["value"] for slot in slots.values()), default=None)
+    else:
+        made = candles(prices, size, previous_close=_close_before(coin, start) if prices else None)
+        for candle in made:
+            slots[candle.start] = {"open": candle.open, "high": candle.high, "low": candle.low, "close": candle.close}
+        single = sum(candle.points == 1 for candle in made)
+        lowest = min((candle.low for candle in made), default=None)
+    points = []
+    if slots:
+        moment, last = next(iter(slots)), next(reversed(slots))
+        while moment <= last:
+            values = slots.get(moment, {})
+            points.append({"time": to_ms(moment) // 1000, **{name: as_str(v) for name, v in values.items()}})
+            moment += size
+    if single and single == len(slots):
+        note = CLOSES_ONLY_NOTE
+    elif single:
+        note = SOME_CLOSES_ONLY_NOTE.format(single=single, stored=len(slots))
+    else:
+        note = ""
+    places = price_places(lowest)
+    return {
+        "days": days,
+        "kind": kind,
+        "bucket_s": int(size.total_seconds()),
+        "points": points,
+        "stored": len(slots),
+        "single_close": single,
+        "note": note,
+        "price_format": {"min_move": as_str(Decimal(1).scaleb(-places)), "precision": places},
+    }
 
 
 # --- lists -------------------------------------------------------------------------------------

@@ -41,6 +41,7 @@ QUOTE_FIELDS = [
     "source",
 ]
 SPARKLINE_POINTS = 42  # a 7-day sparkline every 4 hours: enough for the eye, small in the cache
+SPARKLINE_SLOT_S = 7 * 24 * 3600 // SPARKLINE_POINTS
 
 
 class SyncFailed(Exception):
@@ -469,13 +470,21 @@ def demo_tick(*, now: datetime | None = None, seed: int = 2026) -> SyncRun | Non
         quote.low_24h = min(quote.low_24h or price, price)
         if quote.day_ago:
             quote.price_change_percentage_24h = quantize((price / quote.day_ago - 1) * 100, places=8)
-        quote.sparkline_7d = [*quote.sparkline_7d[1:], str(price.normalize())] if quote.sparkline_7d else [str(price)]
+        # a point every 4 hours, as synced: within one slot the newest point follows the price, a new slot shifts
+        same_slot = quote.last_updated is not None and (
+            int(quote.last_updated.timestamp()) // SPARKLINE_SLOT_S == int(now.timestamp()) // SPARKLINE_SLOT_S
+        )
+        kept = quote.sparkline_7d[:-1] if same_slot else quote.sparkline_7d[1:]
+        quote.sparkline_7d = [*kept, str(price.normalize())] if quote.sparkline_7d else [str(price.normalize())]
         quote.last_updated = now
         points.append(PricePoint(coin_id=quote.coin_id, ts=now, price=price, market_cap=quote.market_cap))
     with transaction.atomic():
-        Quote.objects.bulk_update(
+        # one upsert, as a sync writes quotes: bulk_update's CASE would round decimals through REAL on SQLite
+        Quote.objects.bulk_create(
             quotes,
-            [
+            update_conflicts=True,
+            unique_fields=["coin"],
+            update_fields=[
                 "current_price",
                 "market_cap",
                 "high_24h",

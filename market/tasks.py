@@ -76,7 +76,10 @@ def apply_retention_task() -> None:
 
 @shared_task(acks_late=True, soft_time_limit=30, time_limit=45)
 def demo_tick_task() -> None:
-    """Opt-in (DEMO_TICKER=1): demo prices take a random-walk step."""
+    """Demo prices take a random-walk step, then the same hooks as a sync (limit fills, alerts, paper runs).
+
+    On with DEMO_TICKER (by default in the demo, DEBUG on); quotes from a real sync are never touched.
+    """
     if not settings.DEMO_TICKER:
         return
     with single_flight("market-sync:demo-tick", ttl_s=60) as acquired:

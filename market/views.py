@@ -1,19 +1,24 @@
-"""Market pages: the dashboard, the markets table (htmx: sort, search, page, refresh) and coin detail."""
+"""Market pages: the dashboard, the markets table (htmx: sort, search, page, refresh), coin detail and its chart."""
 
 import hashlib
 
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils.html import escape
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
+
+from cryptodesk.api.caching import cache_key, cached_json_response
 
 from . import selectors
 from .filters import CoinFilter
 from .models import Coin
 
 PAGE_SIZE = 50
+CHART_CACHE_TTL_S = 60  # keyed by the market version too; a minute keeps the range's "now" close to now
+CHART_RANGE_LABELS = {"1": "1D", "7": "7D", "30": "30D", "90": "90D", "365": "1Y", "max": "Max"}
+CHART_DEFAULT_RANGE = "30"
 SORTABLE = [  # (field, header, descending first)
     ("market_cap_rank", "#", False),
     ("current_price", "Price", True),
@@ -80,9 +85,39 @@ def coin_detail_view(request: HttpRequest, coin_id: str) -> HttpResponse:
         "coin": coin,
         "quote": quote,
         "stale": selectors.is_stale(quote.last_updated),
-        "ranges": [("1", "1D"), ("7", "7D"), ("30", "30D"), ("90", "90D"), ("365", "1Y"), ("max", "Max")],
+        "ranges": [(value, CHART_RANGE_LABELS[value]) for value in selectors.CHART_RANGES],
+        "default_range": CHART_DEFAULT_RANGE,
     }
     return render(request, "market/coin_detail.html", context)
+
+
+@require_GET
+def coin_chart_view(request: HttpRequest, coin_id: str) -> HttpResponse:
+    """The coin page's chart series (`selectors.chart_data`), cached per market version like the API's reads."""
+    days = request.GET.get("days", CHART_DEFAULT_RANGE)
+    kind = request.GET.get("kind", selectors.CHART_KINDS[0])
+    errors = {}
+    if days not in selectors.CHART_RANGES:
+        errors["days"] = [f"Choose one of {', '.join(selectors.CHART_RANGES)}."]
+    if kind not in selectors.CHART_KINDS:
+        errors["kind"] = [f"Choose one of {', '.join(selectors.CHART_KINDS)}."]
+    if errors:
+        return JsonResponse({"detail": "This chart cannot be drawn.", "errors": errors}, status=400)
+
+    def build() -> dict:
+        coin = selectors.coin_by_id_or_symbol(coin_id)
+        if coin is None:
+            raise Http404("No such coin")
+        return selectors.chart_data(coin, days=days, kind=kind)
+
+    version = selectors.market_version()
+    return cached_json_response(
+        request,
+        key=cache_key("coin-chart", version, params={"days": days, "kind": kind}, variant=coin_id),
+        build=build,
+        modified=selectors.market_modified(version),
+        ttl_s=CHART_CACHE_TTL_S,
+    )
 
 
 _COLORS = ["#4f46e5", "#0891b2", "#059669", "#d97706", "#dc2626", "#7c3aed", "#db2777", "#2563eb", "#65a30d"]

@@ -13,12 +13,15 @@ class PortfoliosConfig(AppConfig):
     def seed_demo(self) -> list[str]:
         from accounts.services import DEMO_EMAIL, ensure_demo_user
 
-        from .services import seed_demo_portfolio
+        from .services import seed_demo_portfolio, seed_demo_triggers
 
-        portfolio = seed_demo_portfolio(user=ensure_demo_user())
+        user = ensure_demo_user()
+        portfolio = seed_demo_portfolio(user=user)
         if portfolio is None:
-            return [f"Demo portfolios of {DEMO_EMAIL}: left as they are."]
-        return [f"Demo portfolio created for {DEMO_EMAIL}: {portfolio.name}, with a watchlist and an alert."]
+            lines = [f"Demo portfolios of {DEMO_EMAIL}: left as they are."]
+        else:
+            lines = [f"Demo portfolio created for {DEMO_EMAIL}: {portfolio.name}, with a watchlist and an alert."]
+        return lines + seed_demo_triggers(user=user)
 
 
 def on_prices_updated(event) -> None:

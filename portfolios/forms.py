@@ -38,6 +38,7 @@ class OrderTicketForm(forms.Form):
         label="Quantity",
         min_value=SMALLEST,
         max_value=MAX_QUANTITY,
+        currency=False,
         error_messages={"min_value": "Enter a quantity above 0."},
     )
     limit_price = amount_field(
@@ -88,24 +89,61 @@ class WatchCoinForm(forms.Form):
     watchlist = forms.IntegerField(required=False)
 
 
+PRICE_CONDITIONS = {Alert.Condition.PRICE_ABOVE, Alert.Condition.PRICE_BELOW}
+ALERT_CONDITIONS = [
+    (Alert.Condition.PRICE_ABOVE, "Price rises above"),
+    (Alert.Condition.PRICE_BELOW, "Price falls below"),
+    (Alert.Condition.CHANGE_24H_ABOVE, "24 h change rises above"),
+    (Alert.Condition.CHANGE_24H_BELOW, "24 h change falls below"),
+]
+
+
 class AlertForm(forms.ModelForm):
+    """The condition decides which input counts: a price in USD, or a 24 h change in %; the other is ignored."""
+
     coin = CoinChoiceField()
-    condition = forms.ChoiceField(choices=Alert.Condition.choices, initial=Alert.Condition.PRICE_ABOVE)
-    threshold = amount_field(
-        label="Threshold",
-        min_value=-MAX_CASH,
+    condition = forms.ChoiceField(choices=ALERT_CONDITIONS, initial=Alert.Condition.PRICE_ABOVE)
+    price = amount_field(
+        label="Price",
+        min_value=SMALLEST,
         max_value=MAX_CASH,
-        help_text="A price in USD, or a 24 h change in % (e.g. -5 for a 5 % fall).",
+        required=False,
+        help_text="The price in US dollars, e.g. 65,000.",
+        error_messages={"min_value": "A price must be above 0."},
+    )
+    change = amount_field(
+        label="24 h change",
+        min_value=None,
+        max_value=None,
+        currency=False,
+        suffix="%",
+        required=False,
+        help_text="Percent over the last 24 hours: 5 for a 5 % rise, -5 for a 5 % fall.",
     )
 
     class Meta:
         model = Alert
-        fields = ["coin", "condition", "threshold", "notify_email"]
+        fields = ["coin", "condition", "notify_email"]
         labels = {"notify_email": "Email me too"}
+
+    @property
+    def threshold_field(self) -> str:
+        """The input that holds the threshold for the chosen condition (where its errors go)."""
+        return "price" if self.data.get("condition", self["condition"].value()) in PRICE_CONDITIONS else "change"
 
     def clean(self) -> dict:
         data = super().clean()
-        price_condition = data.get("condition") in {Alert.Condition.PRICE_ABOVE, Alert.Condition.PRICE_BELOW}
-        if price_condition and data.get("threshold") is not None and data["threshold"] <= 0:
-            self.add_error("threshold", "A price threshold must be above 0.")
+        name = self.threshold_field
+        if data.get(name) is None and name not in self.errors:
+            self.add_error(
+                name,
+                "Enter the price in USD that sets the alert off."
+                if name == "price"
+                else "Enter the 24 h change in % that sets it off.",
+            )
+        data["threshold"] = data.get(name)
         return data
+
+    def service_arguments(self) -> dict:
+        data = self.cleaned_data
+        return {name: data[name] for name in ("coin", "condition", "threshold", "notify_email")}

@@ -1,19 +1,21 @@
-"""Portfolio reads: valuation from holdings and latest quotes (never a replay of trades), performance, risk."""
+"""Portfolio reads: valuation from holdings and latest quotes, value history rebuilt from trades and stored prices,
+performance, risk."""
 
 from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, localcontext
 from itertools import pairwise
 from typing import NamedTuple
 
-from django.db.models import F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import F, OuterRef, Prefetch, Q, QuerySet, Subquery, Window
+from django.db.models.functions import RowNumber, Trunc
 from django.utils import timezone
 
 from cryptodesk.api.scoping import owner_scoped
 from cryptodesk.money import CONTEXT, quantize
-from market.models import Coin
+from market.models import Coin, PricePoint
 from market.selectors import is_stale
 
 from .models import Alert, CashTransfer, Holding, Notification, Order, Portfolio, PortfolioSnapshot, Trade, Watchlist
@@ -198,6 +200,132 @@ def _allocate(valuation: Valuation) -> None:
             row.allocation_pct = quantize(row.market_value / total * HUNDRED, places=4) if total else Decimal(0)
 
 
+# --- value history: rebuilt from trades, transfers and stored prices -------------------------------
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+# one bucket size per range, so a chart's time axis is evenly spaced; hourly prices are kept for 90 days
+HISTORY_INTERVALS: dict[int | None, timedelta] = {7: HOUR, 30: HOUR, 90: DAY, 365: DAY, None: DAY}
+_TRUNC = {HOUR: "hour", DAY: "day"}
+
+
+@dataclass(frozen=True)
+class ValuePoint:
+    time: datetime  # the bucket's start, UTC: where a chart draws it
+    cash: Decimal  # at the bucket's close
+    market_value: Decimal
+    total_value: Decimal
+
+
+@dataclass(frozen=True)
+class History:
+    days: int | None
+    interval: timedelta
+    points: list[ValuePoint]
+
+
+def bucket_start(moment: datetime, interval: timedelta) -> datetime:
+    """The UTC hour or day holding `moment`."""
+    moment = moment.astimezone(UTC)
+    if interval == DAY:
+        return datetime.combine(moment.date(), time.min, tzinfo=UTC)
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _bucket_prices(coin_ids: set[str], *, first: datetime, interval: timedelta, until: datetime) -> tuple[dict, dict]:
+    """({coin: the last price stored before `first`}, {(coin, bucket start): the last price stored in that bucket}),
+    in two queries whatever the number of buckets and coins."""
+    if not coin_ids:
+        return {}, {}
+    before = Coin.objects.filter(pk__in=coin_ids).annotate(
+        price=Subquery(PricePoint.objects.filter(coin=OuterRef("pk"), ts__lt=first).order_by("-ts").values("price")[:1])
+    )
+    opening = {coin_id: price for coin_id, price in before.values_list("pk", "price") if price is not None}
+    bucket = Trunc("ts", _TRUNC[interval], tzinfo=UTC)
+    last_in_bucket = (
+        PricePoint.objects.filter(coin_id__in=coin_ids, ts__gte=first, ts__lt=until)
+        .annotate(
+            bucket=bucket,
+            rank=Window(RowNumber(), partition_by=[F("coin_id"), bucket], order_by=[F("ts").desc(), F("id").desc()]),
+        )
+        .filter(rank=1)
+        .values_list("coin_id", "bucket", "price")
+    )
+    return opening, {(coin_id, start.astimezone(UTC)): price for coin_id, start, price in last_in_bucket}
+
+
+def rebuilt_values(
+    portfolio: Portfolio, *, first: datetime, interval: timedelta, now: datetime, live: Valuation
+) -> list[ValuePoint]:
+    """The portfolio at the close of each bucket (an hour or a UTC day) from the one starting at `first` to the one
+    holding `now`, which is the live valuation. Trades and transfers are walked in time order; each coin is valued
+    at the last price stored at or before the bucket's close (its last trade price while none is stored), as the
+    live valuation rounds it. At most four queries, whatever the number of buckets, trades and coins."""
+    last = bucket_start(now, interval)
+    starts = [first + n * interval for n in range((last - first) // interval + 1)] if first <= last else [last]
+    trades = list(
+        Trade.objects.filter(portfolio=portfolio, executed_at__lt=last)
+        .order_by("executed_at", "id")
+        .values_list("executed_at", "coin_id", "side", "quantity", "notional", "fee", "price")
+    )
+    transfers = list(
+        CashTransfer.objects.filter(portfolio=portfolio, created_at__lt=last)
+        .order_by("created_at", "id")
+        .values_list("created_at", "kind", "amount")
+    )
+    coin_ids = {coin_id for _, coin_id, *_ in trades}
+    opening, in_bucket = _bucket_prices(coin_ids, first=starts[0], interval=interval, until=last)
+    prices: dict[str, Decimal] = dict(opening)
+    traded_at: dict[str, Decimal] = {}  # the price of each coin's latest trade: its value while none is stored
+    quantities: dict[str, Decimal] = defaultdict(Decimal)
+    cash = Decimal(0)
+    next_trade = next_transfer = 0
+    points = []
+    with localcontext(CONTEXT):
+        for start in starts[:-1]:
+            close = start + interval
+            while next_transfer < len(transfers) and transfers[next_transfer][0] < close:
+                _, kind, amount = transfers[next_transfer]
+                cash += amount if kind == CashTransfer.Kind.DEPOSIT else -amount
+                next_transfer += 1
+            while next_trade < len(trades) and trades[next_trade][0] < close:
+                _, coin_id, side, quantity, notional, fee, price = trades[next_trade]
+                if side == Order.Side.BUY:
+                    quantities[coin_id] += quantity
+                    cash -= notional + fee
+                else:
+                    quantities[coin_id] -= quantity
+                    cash += notional - fee
+                traded_at[coin_id] = price
+                next_trade += 1
+            for coin_id in coin_ids:  # held or not yet: a coin bought later starts from its latest price
+                price = in_bucket.get((coin_id, start))
+                if price is not None:
+                    prices[coin_id] = price
+            market_value = Decimal(0)
+            for coin_id, quantity in quantities.items():
+                price = prices.get(coin_id, traded_at.get(coin_id))
+                if quantity and price is not None:
+                    market_value += quantize(quantity * price)
+            points.append(ValuePoint(start, cash, market_value, cash + market_value))
+    points.append(ValuePoint(starts[-1], live.cash, live.market_value, live.total_value))
+    return points
+
+
+def value_history(
+    portfolio: Portfolio, *, days: int | None, now: datetime | None = None, live: Valuation | None = None
+) -> History:
+    """The value chart of a range: one point per bucket (HISTORY_INTERVALS), from the range's start or the bucket
+    in which the portfolio opened, whichever is later, to the live value now."""
+    now = now or timezone.now()
+    interval = HISTORY_INTERVALS[days]
+    first = bucket_start(portfolio.created_at, interval)
+    if days is not None:
+        first = max(first, bucket_start(now - timedelta(days=days), interval))
+    live = live or portfolio_valuation(portfolio)
+    return History(days, interval, rebuilt_values(portfolio, first=first, interval=interval, now=now, live=live))
+
+
 # --- performance ----------------------------------------------------------------------------------
 
 
@@ -237,16 +365,27 @@ def daily_returns(series) -> list[Decimal]:
 
 
 def value_series(portfolio: Portfolio, days: int | None, *, live: Valuation) -> list[Point]:
-    """Daily closing values in the range, today at live prices, with the transfers read from CashTransfer rows
-    (a deposit made since the last snapshot is never a gain). A range reaching back to the portfolio's creation
+    """The closing value of every day in the range, today at live prices: the day's snapshot where one was taken,
+    else rebuilt from trades and stored prices (`rebuilt_values`); transfers read from CashTransfer rows (a
+    deposit made since the last snapshot is never a gain). A range reaching back to the portfolio's creation
     opens with a value of 0 the day before, so the starting cash counts as money put in."""
-    today = timezone.now().date()
+    now = timezone.now()
+    today = now.date()
     start = None if days is None else today - timedelta(days=days)
-    snapshots = PortfolioSnapshot.objects.filter(portfolio=portfolio, date__lt=today).order_by("date")
+    snapshots = PortfolioSnapshot.objects.filter(portfolio=portfolio, date__lt=today)
     if start is not None:
         snapshots = snapshots.filter(date__gte=start)
-    values = [*snapshots.values_list("date", "total_value"), (today, live.total_value)]
+    closes = dict(snapshots.values_list("date", "total_value"))
     created = portfolio.created_at.date()
+    first = min(created, *closes) if closes else created
+    if start is not None:
+        first = max(first, start)
+    first = min(first, today)
+    rebuilt = rebuilt_values(
+        portfolio, first=datetime.combine(first, time.min, tzinfo=UTC), interval=DAY, now=now, live=live
+    )
+    values = [(point.time.date(), closes.get(point.time.date(), point.total_value)) for point in rebuilt]
+    values[-1] = (today, live.total_value)
     if start is None or created >= start:  # the range reaches back to the creation
         values.insert(0, (min(created, values[0][0]) - timedelta(days=1), Decimal(0)))
     dates = [day for day, _ in values]
@@ -290,6 +429,42 @@ class Risk:
     value_at_risk_95: Decimal | None
     largest_holding_pct: Decimal | None
     herfindahl_index: Decimal | None
+    missing: dict[str, str] = field(default_factory=dict)  # a figure left out (None) → why, and when it appears
+
+
+# the daily returns each figure needs (docs/metrics.md): one more arrives with each day's close
+RETURNS_NEEDED = {"volatility": 2, "sharpe": 2, "max_drawdown": 1, "value_at_risk_95": 1}
+NO_COINS = "No coins held: it appears with your first buy."
+
+
+def _returns(count: int) -> str:
+    return f"{count} daily return{'s' if count != 1 else ''}"
+
+
+def _why_missing(risk: Risk, *, total_value: Decimal, today: date) -> dict[str, str]:
+    """Why each figure of `risk` that is None is missing, and when it will appear."""
+    missing = {}
+    for name, needed in RETURNS_NEEDED.items():
+        if getattr(risk, name) is not None:
+            continue
+        if risk.observations >= needed:  # only Sharpe: a deviation of 0
+            missing[name] = "The value has not moved (0 volatility): there is no risk to divide by until it does."
+        elif not risk.observations and total_value <= 0:
+            missing[name] = (
+                f"Needs money in the portfolio: deposit cash, then each day adds a daily return (at least {needed} "
+                "needed)."
+            )
+        else:
+            more = needed - risk.observations
+            when = today + timedelta(days=more)
+            missing[name] = (
+                f"Needs at least {_returns(needed)}; {more} more after {more} more day{'s' if more != 1 else ''} "
+                f"of history (on {when:%b} {when.day}, {when.year})."
+            )
+    for name in ("largest_holding_pct", "herfindahl_index"):
+        if getattr(risk, name) is None:
+            missing[name] = NO_COINS
+    return missing
 
 
 def _stdev(values: list[Decimal]) -> Decimal:
@@ -324,7 +499,9 @@ def risk(portfolio: Portfolio, *, days: int = 365) -> Risk:
         )
         largest = quantize(max(row.allocation_pct for row in valuation.rows), places=4) if valuation.rows else None
         herfindahl = quantize(sum(w * w for w in weights), places=8) if weights else None
-    return Risk(len(returns), volatility, drawdown, sharpe, var, largest, herfindahl)
+    result = Risk(len(returns), volatility, drawdown, sharpe, var, largest, herfindahl)
+    result.missing = _why_missing(result, total_value=valuation.total_value, today=timezone.now().date())
+    return result
 
 
 # --- batched reads: every portfolio of a user at once (dashboard, portfolio list) -------------------

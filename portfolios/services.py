@@ -165,9 +165,9 @@ def transfer_cash(
         if kind == CashTransfer.Kind.WITHDRAWAL:
             if amount > portfolio.available_cash:
                 raise OrderRefused(
-                    f"You can withdraw at most {portfolio.available_cash.normalize(CONTEXT):f} "
-                    "(cash not held by open orders).",
+                    "You can withdraw at most {available:money} (cash not held by open orders).",
                     field="amount",
+                    values={"available": portfolio.available_cash},
                 )
             portfolio.cash -= amount
         else:
@@ -299,9 +299,9 @@ def _record_fill(order: Order, fill: Fill, *, now: datetime) -> Trade:
 
 def _refuse_not_enough_cash(needed: Decimal, available: Decimal) -> OrderRefused:
     return OrderRefused(
-        f"Not enough cash: this order needs {needed.normalize():f} (fee included); "
-        f"{available.normalize():f} is available.",
+        "Not enough cash: this order needs {needed:money} (fee included); {available:money} is available.",
         field="quantity",
+        values={"needed": needed, "available": available},
     )
 
 
@@ -309,9 +309,10 @@ def _refuse_not_enough_coin(symbol: str, wanted: Decimal, holding: Holding | Non
     held = holding.quantity if holding else Decimal(0)
     available = held - (holding.reserved_quantity if holding else 0)
     return OrderRefused(
-        f"You cannot sell {wanted.normalize():f} {symbol}: you hold {held.normalize():f}, "
-        f"{available.normalize():f} of it available (open sell orders hold the rest).",
+        "You cannot sell {wanted:qty} {symbol}: you hold {held:qty}, {available:qty} of it available "
+        "(open sell orders hold the rest).",
         field="quantity",
+        values={"wanted": wanted, "symbol": symbol, "held": held, "available": available},
     )
 
 
@@ -734,15 +735,57 @@ def seed_demo_portfolio(*, user) -> Portfolio | None:
     )
     if coins and not Watchlist.objects.filter(owner=user).exists():
         save_watchlist(owner=user, name="Majors", coin_ids=coins)
-    quote = Quote.objects.filter(coin_id="bitcoin").first()
+    quote = Quote.objects.filter(coin_id=DEMO_TRIGGER_COIN).first()
     if quote is not None:
         Alert.objects.get_or_create(
             owner=user,
-            coin_id="bitcoin",
+            coin_id=DEMO_TRIGGER_COIN,
             condition=Alert.Condition.PRICE_ABOVE,
-            defaults={"threshold": quantize(quote.current_price * Decimal("1.05"), places=2)},
+            defaults={"threshold": quantize(quote.current_price * (1 + DEMO_TRIGGER_BAND), places=2)},
         )
     return portfolio
+
+
+DEMO_TRIGGER_COIN = "bitcoin"
+DEMO_TRIGGER_BAND = Decimal("0.005")  # half a percent either way: a few minutes of the demo ticker reach it
+DEMO_LIMIT_QUANTITY = Decimal("0.05")
+
+
+def seed_demo_triggers(*, user) -> list[str]:
+    """Price alerts and resting limit orders half a percent either side of the demo's bitcoin price, so a ticking
+    demo fires an alert and fills an order within minutes. The alerts are ensured on every seed; the orders are
+    placed once (a portfolio that has had a limit order keeps its history as it is)."""
+    portfolio = Portfolio.objects.filter(owner=user, name=DEMO_PORTFOLIO).first()
+    quote = Quote.objects.filter(coin_id=DEMO_TRIGGER_COIN).first()
+    if portfolio is None or quote is None:
+        return []
+    above = quantize(quote.current_price * (1 + DEMO_TRIGGER_BAND), places=2)
+    below = quantize(quote.current_price * (1 - DEMO_TRIGGER_BAND), places=2)
+    added = []
+    for condition, threshold in ((Alert.Condition.PRICE_ABOVE, above), (Alert.Condition.PRICE_BELOW, below)):
+        alert, created = Alert.objects.get_or_create(
+            owner=user, coin_id=DEMO_TRIGGER_COIN, condition=condition, defaults={"threshold": threshold}
+        )
+        if created:
+            added.append(f"an alert {alert.get_condition_display().lower()} {threshold}")
+    if not Order.objects.filter(portfolio=portfolio, type=Order.Type.LIMIT).exists():
+        for side, limit in ((Order.Side.BUY, below), (Order.Side.SELL, above)):
+            try:
+                place_order(
+                    user=user,
+                    portfolio_id=portfolio.pk,
+                    coin_id=DEMO_TRIGGER_COIN,
+                    side=side,
+                    type=Order.Type.LIMIT,
+                    quantity=DEMO_LIMIT_QUANTITY,
+                    limit_price=limit,
+                )
+            except DomainError:
+                continue  # no bitcoin to sell (its demo buy was refused): the buy still rests
+            added.append(f"a limit {side} of {DEMO_LIMIT_QUANTITY} at {limit}")
+    if not added:
+        return []
+    return [f"Demo {DEMO_TRIGGER_COIN} triggers for {user.email}: {', '.join(added)}."]
 
 
 def add_coin_to_watchlist(*, watchlist, coin_id: str) -> None:

@@ -20,7 +20,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from rest_framework.exceptions import ValidationError
 
 from accounts import selectors as account_selectors
@@ -33,9 +33,17 @@ from market.models import Coin
 
 from . import pricing, selectors, services
 from .filters import TradeFilter
-from .forms import AlertForm, OrderTicketForm, PortfolioForm, TransferForm, WatchCoinForm, WatchlistForm
+from .forms import (
+    PRICE_CONDITIONS,
+    AlertForm,
+    OrderTicketForm,
+    PortfolioForm,
+    TransferForm,
+    WatchCoinForm,
+    WatchlistForm,
+)
 from .models import Alert, Order, Portfolio, Watchlist
-from .templatetags.portfolio_tags import fraction_pct, money, share
+from .templatetags.portfolio_tags import exact_money, fraction_pct, money, qty, share
 
 HUNDRED = Decimal(100)
 RANGES = [("7", "7D"), ("30", "30D"), ("90", "90D"), ("365", "1Y"), ("all", "All")]
@@ -149,6 +157,24 @@ def portfolio_create_view(request: HttpRequest) -> HttpResponse:
     return _portfolio_list(request, form=form, status=400)
 
 
+@dataclass(frozen=True)
+class Problem:
+    """Why the ticket cannot be placed as it stands, and the input it concerns."""
+
+    field: str
+    message: str
+
+
+CENT = Decimal("0.01")
+
+
+def _cents(value: Decimal) -> str:
+    """Money in the preview: cents, and a non-zero amount below half a cent never shown as nothing."""
+    if value and abs(value) < CENT / 2:
+        return "< $0.01"
+    return money(value)
+
+
 @dataclass
 class Estimate:
     """What the ticket would do, priced as the order service prices it."""
@@ -163,11 +189,16 @@ class Estimate:
     total: Decimal  # cost of a buy (fee included) or proceeds of a sell (fee deducted)
     available_cash: Decimal
     cash_after: Decimal
-    problems: list[str] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
 
     @property
     def is_buy(self) -> bool:
         return self.side == Order.Side.BUY
+
+    @property
+    def shown(self) -> dict[str, str]:
+        """The money figures as the preview prints them (the exact ones go in data attributes)."""
+        return {name: _cents(getattr(self, name)) for name in ("notional", "fee", "total", "cash_after")}
 
 
 def _estimate(portfolio: Portfolio, data: dict) -> Estimate:
@@ -182,76 +213,108 @@ def _estimate(portfolio: Portfolio, data: dict) -> Estimate:
         with localcontext(CONTEXT):
             cash_after = available - total
         if total > available:
-            problems.append(f"Not enough cash: this order needs {money(total)}; {money(available)} is available.")
+            problems.append(
+                Problem(
+                    "quantity",
+                    f"Not enough cash: this order needs {money(total)} (fee included); {money(available)} is available.",
+                )
+            )
     else:
         with localcontext(CONTEXT):
             cash_after = available + total
         holding = portfolio.holdings.filter(coin=coin).first()
         free = holding.available_quantity if holding else Decimal(0)
         if quantity > free:
-            problems.append(f"You have {as_str(free)} {coin.symbol.upper()} available to sell.")
+            problems.append(Problem("quantity", f"You have {qty(free)} {coin.symbol.upper()} available to sell."))
     if (
         kind == Order.Type.MARKET
         and market_selectors.is_stale(quote.last_updated)
         and not settings.PAPER_ALLOW_STALE_PRICES
     ):
-        problems.append("The last price is stale: market orders wait for the next sync (a limit order can be placed).")
+        problems.append(
+            Problem(
+                "coin",
+                "The last price is stale: market orders wait for the next sync (a limit order can be placed).",
+            )
+        )
     return Estimate(side, kind, coin, quantity, price, notional, fee, total, available, cash_after, problems)
 
 
-def _preview_context(portfolio: Portfolio, data=None) -> dict:
-    """The estimate for a complete ticket, else what is still wrong (a field left empty is not an error yet)."""
-    context = {"estimate": None, "preview_problems": [], "fee_bps": settings.PAPER_FEE_BPS}
+def _preview_context(portfolio: Portfolio, data=None, *, shown_errors=()) -> dict:
+    """The estimate for a complete ticket, else what is still wrong (a field left empty is not an error yet).
+
+    `blocked` says the order cannot be placed as it stands, `blocked_reasons` why, once: a problem already
+    shown beside its field (`shown_errors`, after a refused POST) is not repeated beside the button.
+    """
+    context = {"estimate": None, "blocked": False, "blocked_reasons": [], "fee_bps": settings.PAPER_FEE_BPS}
     if data is None:
         return context
     form = OrderTicketForm(data)  # afresh: a service's refusal added to a posted form is not a typo
     if form.is_valid():
-        context["estimate"] = _estimate(portfolio, form.cleaned_data)
-        return context
-    for name, errors in form.errors.as_data().items():
-        label = form.fields[name].label if name in form.fields else None
-        for error in errors:
-            if error.code != "required":
-                context["preview_problems"].extend(f"{label}: {m}" if label else m for m in error.messages)
+        estimate = _estimate(portfolio, form.cleaned_data)
+        context["estimate"] = estimate
+        problems = estimate.problems
+    else:
+        problems = []
+        for name, errors in form.errors.as_data().items():
+            label = form.fields[name].label if name in form.fields else None
+            for error in errors:
+                if error.code != "required":
+                    problems.extend(Problem(name, f"{label}: {m}" if label else m) for m in error.messages)
+    context["blocked"] = bool(problems)
+    reasons = [problem.message for problem in problems if problem.field not in shown_errors]
+    if problems and not reasons:
+        reasons = ["Correct the field marked above to place this order."]
+    context["blocked_reasons"] = reasons
     return context
 
 
 def _risk_rows(risk: selectors.Risk) -> list[dict]:
+    """Each figure with its explanation, and for one that is missing (—) why, and when it will appear."""
     hhi = risk.herfindahl_index
     with localcontext(CONTEXT):
         equal = f" Yours matches {quantize(1 / hhi, places=1)} equal-sized positions." if hhi else ""
-    return [
+    rows = [
         {
+            "key": "volatility",
             "label": "Volatility",
             "value": fraction_pct(risk.volatility),
             "help": "How much the value swings, annualised: the spread of daily returns × √365.",
         },
         {
+            "key": "max_drawdown",
             "label": "Max drawdown",
             "value": fraction_pct(risk.max_drawdown),
             "help": "The deepest fall from a peak over the past year.",
         },
         {
+            "key": "sharpe",
             "label": "Sharpe ratio",
             "value": f"{risk.sharpe:.2f}" if risk.sharpe is not None else "—",
             "help": "Return per unit of risk (risk-free rate 0); above 1 is good, below 0 loses money.",
         },
         {
+            "key": "value_at_risk_95",
             "label": "1-day VaR (95%)",
             "value": money(risk.value_at_risk_95),
             "help": "On 19 days in 20 a day's loss should stay below this, judging by past days.",
         },
         {
+            "key": "largest_holding_pct",
             "label": "Largest holding",
             "value": share(risk.largest_holding_pct),
             "help": "The biggest position's share of total value, cash included.",
         },
         {
+            "key": "herfindahl_index",
             "label": "Herfindahl index",
             "value": f"{hhi:.3f}" if hhi is not None else "—",
             "help": "Concentration of the coins held: 1 is a single coin, 1/n is n equal coins." + equal,
         },
     ]
+    for row in rows:
+        row["missing"] = risk.missing.get(row["key"], "")
+    return rows
 
 
 DONUT_SLICES = 7
@@ -328,7 +391,7 @@ def _portfolio_page(
         "transfer": transfer or TransferForm(),
         "ranges": RANGES,
         "csv_url": f"{reverse('api:trade-list')}?{urlencode({'format': 'csv', 'portfolio': portfolio.pk})}",
-        **_preview_context(portfolio, ticket.data if ticket.is_bound else None),
+        **_preview_context(portfolio, ticket.data if ticket.is_bound else None, shown_errors=ticket.errors),
     }
     return render(request, "portfolios/portfolio_detail.html", context, status=status)
 
@@ -344,7 +407,8 @@ def portfolio_detail_view(request: HttpRequest, portfolio_id: int) -> HttpRespon
 def order_preview_view(request: HttpRequest, portfolio_id: int) -> HttpResponse:
     """The ticket's estimate, refreshed by htmx as the user types; nothing is written."""
     portfolio = _own_portfolio(request, portfolio_id)
-    return render(request, "portfolios/_ticket_preview.html", _preview_context(portfolio, request.GET))
+    context = {**_preview_context(portfolio, request.GET), "swap_actions": True}
+    return render(request, "portfolios/_ticket_preview.html", context)
 
 
 def _filled_message(order: Order) -> str:
@@ -499,10 +563,33 @@ def watchlist_rename_view(request: HttpRequest, watchlist_id: int) -> HttpRespon
     return _watchlists_page(request, renaming=(watchlist.pk, form), status=400)
 
 
+def _confirm_delete(request: HttpRequest, *, what: str, consequence: str, cancel_url: str) -> HttpResponse:
+    """The question before a delete: a page of its own, or (for htmx) asked in place of the Delete button.
+
+    Either way the answer is a plain POST with confirm=yes, so it works the same with or without JavaScript.
+    """
+    context = {"what": what, "consequence": consequence, "action": request.path, "cancel_url": cancel_url}
+    if request.headers.get("HX-Request"):
+        return render(request, "_partials/_confirm_delete.html", context)
+    return render(request, "portfolios/confirm_delete.html", context)
+
+
+def _confirmed(request: HttpRequest) -> bool:
+    return request.method == "POST" and request.POST.get("confirm") == "yes"
+
+
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def watchlist_delete_view(request: HttpRequest, watchlist_id: int) -> HttpResponse:
+    """Asks first (GET, or a POST without confirm=yes); deletes on the confirmed POST."""
     watchlist = _own_watchlist(request, watchlist_id)
+    if not _confirmed(request):
+        return _confirm_delete(
+            request,
+            what=f"the watchlist “{watchlist.name}”",
+            consequence="Only the list goes: its coins, your alerts and your portfolios are not touched.",
+            cancel_url=reverse("portfolios:watchlists"),
+        )
     services.delete_watchlist(watchlist=watchlist)
     messages.success(request, f"Watchlist “{watchlist.name}” deleted.")
     return redirect("portfolios:watchlists")
@@ -548,6 +635,19 @@ def _own_alert(request: HttpRequest, alert_id: int) -> Alert:
     return get_object_or_404(_own(selectors.alerts_for(request.user), request.user), pk=alert_id)
 
 
+def describe_alert(alert: Alert) -> str:
+    """ "Bitcoin price above $120.00", "Bitcoin 24 h change below −5%": an alert in words, numbers as printed."""
+    what = {
+        Alert.Condition.PRICE_ABOVE: "price above",
+        Alert.Condition.PRICE_BELOW: "price below",
+        Alert.Condition.CHANGE_24H_ABOVE: "24 h change above",
+        Alert.Condition.CHANGE_24H_BELOW: "24 h change below",
+    }.get(alert.condition, alert.condition)
+    if alert.condition in PRICE_CONDITIONS:
+        return f"{alert.coin.name} {what} {exact_money(alert.threshold)}"
+    return f"{alert.coin.name} {what} {qty(alert.threshold)}%"
+
+
 def _alerts_page(request: HttpRequest, *, form: AlertForm | None = None, status: int = 200) -> HttpResponse:
     if form is None:
         coin = request.GET.get("coin", "")
@@ -568,9 +668,9 @@ def alert_create_view(request: HttpRequest) -> HttpResponse:
     form = AlertForm(request.POST)
     if form.is_valid():
         try:
-            alert = services.save_alert(owner=request.user, **form.cleaned_data)
+            alert = services.save_alert(owner=request.user, **form.service_arguments())
         except DomainError as exc:
-            add_service_errors(form, exc)
+            add_service_errors(form, exc, fields={"threshold": form.threshold_field})
         else:
             messages.success(request, f"Alert set: {alert.coin.name} {alert.get_condition_display().lower()}.")
             return redirect("portfolios:alerts")
@@ -587,9 +687,18 @@ def alert_toggle_view(request: HttpRequest, alert_id: int) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def alert_delete_view(request: HttpRequest, alert_id: int) -> HttpResponse:
-    services.delete_alert(alert=_own_alert(request, alert_id))
+    """Asks first (GET, or a POST without confirm=yes); deletes on the confirmed POST."""
+    alert = _own_alert(request, alert_id)
+    if not _confirmed(request):
+        return _confirm_delete(
+            request,
+            what=f"the alert “{describe_alert(alert)}”",
+            consequence="Its past notifications stay; pausing it instead keeps the alert for later.",
+            cancel_url=reverse("portfolios:alerts"),
+        )
+    services.delete_alert(alert=alert)
     messages.success(request, "Alert deleted.")
     return redirect("portfolios:alerts")
 

@@ -13,9 +13,11 @@ class StrategiesConfig(AppConfig):
     def seed_demo(self) -> list[str]:
         from accounts.services import ensure_demo_user
 
-        from .services import seed_demo_strategies
+        from .services import seed_demo_paper_run, seed_demo_strategies
 
-        return seed_demo_strategies(trader=ensure_demo_user()) or ["Demo strategies: left as they are."]
+        trader = ensure_demo_user()
+        lines = seed_demo_strategies(trader=trader) or ["Demo strategies: left as they are."]
+        return lines + seed_demo_paper_run(trader=trader)
 
 
 def on_prices_updated(event) -> None:

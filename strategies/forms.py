@@ -13,6 +13,7 @@ from cryptodesk.forms import BoundedDecimalField, CoinChoiceField, amount_field
 from market.models import Coin
 from portfolios.models import Portfolio
 
+from . import selectors
 from .engine.kinds import KINDS, TIMEFRAMES, Kind, Param, ParamError
 from .models import Strategy
 
@@ -233,6 +234,18 @@ class BacktestForm(forms.Form):
         today = _today()
         kwargs.setdefault("initial", {"start": today - timedelta(days=DEFAULT_BACKTEST_DAYS), "end": today})
         super().__init__(data, **kwargs)
+
+    @classmethod
+    def for_strategy(cls, strategy) -> "BacktestForm":
+        """The default range, starting no earlier than the first whole day the strategy's timeframe has stored
+        history for (an hourly strategy's year would otherwise reach back into daily-only prices)."""
+        form = cls()
+        start, end = form.initial["start"], form.initial["end"]
+        since = datetime.combine(start, time.min, tzinfo=UTC)
+        coverage = selectors.history_coverage(strategy.coin_id, strategy.timeframe, since=since)
+        if coverage is not None and coverage.mixes_bar_sizes(datetime.combine(end, time.max, tzinfo=UTC)):
+            form.initial["start"] = min(coverage.first_whole_day, end)
+        return form
 
     def clean(self) -> dict:
         data = super().clean()

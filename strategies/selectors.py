@@ -1,7 +1,15 @@
 """Strategy reads: your own, and everyone's published ones; backtests and paper runs are their runner's."""
 
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
+from cryptodesk.timestamps import to_ms
+from market.models import PricePoint
+
+from .engine import backtest as engine
+from .engine import convert
 from .models import Backtest, PaperRun, Strategy
 
 
@@ -73,6 +81,37 @@ def strategy_list(user, *, published_limit: int) -> dict[str, list[Strategy]]:
         "mine": with_last_backtest(own_strategies(user), user),
         "published": with_last_backtest(published, user, limit=published_limit),
     }
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """A coin's stored history from some moment on, as bars of one timeframe see it."""
+
+    first_stored: datetime  # the first stored point from that moment on
+    first: datetime  # the first point of the newest stretch at the timeframe's resolution (engine.covered_from)
+    last: datetime  # the newest stored point
+
+    @property
+    def first_whole_day(self) -> date:
+        """The first UTC day covered from its midnight on: where a range picked in whole days may start."""
+        day = self.first.date()
+        return day if self.first.time() == time.min else day + timedelta(days=1)
+
+    def mixes_bar_sizes(self, end: datetime) -> bool:
+        """True when points before `first`, too far apart to be bars of the timeframe, fall before `end`."""
+        return self.first_stored < self.first and self.first_stored <= end
+
+
+def history_coverage(coin_id: str, timeframe: str, *, since: datetime) -> Coverage | None:
+    """What the stored history of a coin covers at a timeframe, from `since` on (None: nothing stored): one query
+    of timestamps, at most a year of retained points."""
+    stamps = list(PricePoint.objects.filter(coin_id=coin_id, ts__gte=since).order_by("ts").values_list("ts", flat=True))
+    if not stamps:
+        return None
+    index = engine.covered_from(convert.to_times([to_ms(ts) for ts in stamps]), timeframe)
+    return Coverage(
+        first_stored=stamps[0].astimezone(UTC), first=stamps[index].astimezone(UTC), last=stamps[-1].astimezone(UTC)
+    )
 
 
 def backtests_for(user) -> QuerySet[Backtest]:

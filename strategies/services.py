@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from cryptodesk.errors import DomainError
+from cryptodesk.errors import DomainError, FieldErrors
 from cryptodesk.money import CONTEXT, as_str, mul
 from cryptodesk.outbox import enqueue_on_commit
 from cryptodesk.timestamps import from_ms, to_ms
@@ -20,6 +20,7 @@ from portfolios import pricing
 from portfolios import services as portfolio_services
 from portfolios.models import Holding, Order, Portfolio
 
+from . import selectors
 from .engine import backtest as engine
 from .engine import convert, metrics
 from .engine.kinds import KINDS, TIMEFRAMES, ParamError, validate
@@ -28,7 +29,7 @@ from .models import Backtest, PaperFill, PaperRun, Strategy
 
 logger = logging.getLogger(__name__)
 
-EQUITY_POINTS_MAX = 2000  # stored curve: enough for any chart, small enough for one JSON response
+EQUITY_POINTS_MAX = 2500  # stored curve: every bar of the retained hourly history, one JSON response
 BACKTEST_TIME_LIMIT_S = 330  # run_backtest_task's hard time limit
 BACKTEST_REAP_MARGIN_S = 120  # running this much past the limit: its worker is gone
 BACKTEST_MAX_ATTEMPTS = 2  # a backtest whose worker died is requeued once, then failed
@@ -141,6 +142,9 @@ def queue_backtest(
 ) -> Backtest:
     if end <= start:
         raise field_error("end", "The end must be after the start.")
+    coverage = selectors.history_coverage(strategy.coin_id, strategy.timeframe, since=start)
+    if coverage is not None and coverage.mixes_bar_sizes(end):
+        raise _uncovered_range(strategy, coverage)
     # lock the strategy (a delete waits for this run to be counted) and the user (two requests at once must not
     # both see room under the cap)
     if not Strategy.objects.select_for_update().filter(pk=strategy.pk, archived_at__isnull=True).exists():
@@ -171,6 +175,20 @@ def queue_backtest(
     return backtest
 
 
+def _uncovered_range(strategy: Strategy, coverage: selectors.Coverage) -> FieldErrors:
+    """The refusal of a range whose stored history is coarser than the strategy's bars, naming what is covered."""
+    first, last, timeframe = coverage.first, coverage.last, strategy.timeframe
+    unit = "hours" if timeframe == "1h" else "days"
+    other = ", or the 1d timeframe" if timeframe != "1d" else ""
+    return field_error(
+        "start",
+        f"Stored {timeframe} history of {strategy.coin.name} covers {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} "
+        f"UTC; earlier prices are stored more than {engine.GAP_BARS_MAX} {unit} apart, so they would not make "
+        f"{timeframe} bars. Choose a start on or after {first:%Y-%m-%d %H:%M} UTC "
+        f"(whole days: from {coverage.first_whole_day:%Y-%m-%d}){other}.",
+    )
+
+
 def _progress(backtest_id, value: int) -> None:
     Backtest.objects.filter(pk=backtest_id, status=Backtest.Status.RUNNING).update(
         progress=value, heartbeat_at=timezone.now()
@@ -178,11 +196,12 @@ def _progress(backtest_id, value: int) -> None:
 
 
 def _sample(rows: list, limit: int) -> list:
+    """Every k-th row (a chart's time axis stays evenly spaced), and the last one (the final equity)."""
     if len(rows) <= limit:
         return rows
-    step = len(rows) / limit
-    picked = [rows[int(i * step)] for i in range(limit - 1)]
-    return [*picked, rows[-1]]
+    step = -(-len(rows) // (limit - 1))  # ceiling: at most limit - 1 picks, then the last row
+    picked = rows[::step]
+    return picked if picked[-1] is rows[-1] else [*picked, rows[-1]]
 
 
 def run_backtest(backtest_id) -> Backtest | None:
@@ -251,7 +270,10 @@ def _run(backtest: Backtest) -> None:
             "sync or backfill history first."
         )
     times = convert.to_times([to_ms(ts) for ts, _ in points])
-    bar_times, closes = engine.bars(times, convert.to_floats([price for _, price in points]), backtest.timeframe)
+    # only the stretch stored at the timeframe's resolution: retention may have thinned the start since queueing
+    covered = engine.covered_from(times, backtest.timeframe)
+    prices = convert.to_floats([price for _, price in points[covered:]])
+    bar_times, closes = engine.bars(times[covered:], prices, backtest.timeframe)
     if len(closes) < 2:
         raise ValueError(f"Only {len(closes)} {backtest.timeframe} bar in this range: a backtest needs at least two.")
     simulation = engine.run(
@@ -603,3 +625,34 @@ def seed_demo_strategies(*, trader) -> list[str]:
         slippage_bps=Decimal(0),
     )
     return [f"Demo strategies: {strategy.name} (backtested) and a published one by {DEMO_ANALYST_EMAIL}."]
+
+
+DEMO_PAPER_STRATEGY = "ETH daily DCA"
+
+
+def seed_demo_paper_run(*, trader) -> list[str]:
+    """The demo portfolio traded on paper by a strategy of the demo trader's: 250 USD of ether a day, on hourly
+    bars, so a fresh demo makes its first buy on the next hourly bar; once."""
+    from market.models import Coin
+
+    if Strategy.objects.filter(owner=trader, name=DEMO_PAPER_STRATEGY).exists():
+        return []
+    portfolio = Portfolio.objects.filter(owner=trader, name=portfolio_services.DEMO_PORTFOLIO).first()
+    coin = Coin.objects.filter(pk="ethereum", quote__isnull=False).first()
+    if portfolio is None or coin is None:
+        return []
+    try:
+        with transaction.atomic():
+            strategy = create_strategy(
+                owner=trader,
+                name=DEMO_PAPER_STRATEGY,
+                kind="dca",
+                params={"amount": 250, "every_days": 1},
+                coin=coin,
+                timeframe="1h",
+                description="Buys 250 USD of ether every day, whatever the price.",
+            )
+            start_paper_run(strategy=strategy, user=trader, portfolio=portfolio)
+    except DomainError:
+        return []  # ether already traded there by another run, or no cash left: the portfolio stays as it is
+    return [f"Demo paper run: {strategy.name} trades {portfolio.name}, its first buy on the next hourly bar."]

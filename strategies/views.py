@@ -10,6 +10,7 @@ Changes are POSTs that call one service and redirect; a refusal is shown beside 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, localcontext
+from uuid import uuid4
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -22,7 +23,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from cryptodesk.errors import DomainError
-from cryptodesk.forms import add_service_errors
+from cryptodesk.forms import add_service_errors, submit_once
 from cryptodesk.money import CONTEXT, quantize
 from cryptodesk.templatetags.numbers import fraction_pct, money, tone
 from cryptodesk.timestamps import from_ms
@@ -215,7 +216,8 @@ def _strategy_page(
         "cloned_from": cloned_from,
         "cloned_from_gone": strategy.cloned_from_id is not None and cloned_from is None,
         "backtests": backtests,
-        "form": form or BacktestForm(),
+        "form": form or BacktestForm.for_strategy(strategy),
+        "submission_token": uuid4().hex,  # the run form's: a second POST with it returns the first backtest
         "paper_form": paper_form or PaperRunForm(user=user),
         "paper_runs": selectors.strategy_paper_runs(user, strategy, limit=PAPER_RUNS_SHOWN),
     }
@@ -235,12 +237,24 @@ def backtest_run_view(request: HttpRequest, strategy_id: int) -> HttpResponse:
     strategy = get_object_or_404(selectors.page_strategies(request.user), pk=strategy_id)
     form = BacktestForm(request.POST)
     if form.is_valid():
-        try:
+
+        def queue() -> str:
             backtest = services.queue_backtest(strategy=strategy, user=request.user, **form.service_arguments())
+            return str(backtest.pk)
+
+        try:
+            backtest_id, created = submit_once(
+                user_id=request.user.pk, scope="backtest", token=request.POST.get("submission_token", ""), create=queue
+            )
         except DomainError as exc:
             add_service_errors(form, exc)
+        except TimeoutError:
+            messages.info(request, "That backtest is still being started: it shows under your backtests shortly.")
+            return redirect(_strategy_url(strategy.pk))
         else:
-            return redirect("strategies:backtest-detail", backtest_id=backtest.pk)
+            if not created:
+                messages.info(request, "That backtest was already started: it was not run twice.")
+            return redirect("strategies:backtest-detail", backtest_id=backtest_id)
     return _strategy_page(request, strategy, form=form, status=400)
 
 

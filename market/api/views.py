@@ -150,7 +150,9 @@ class CoinViewSet(ReadOnlyModelViewSet):
         parameters=[DAYS_PARAM],
         responses={200: OHLC_SCHEMA},
         description="Candles computed from stored points: [[start ms, open, high, low, close], …] (30 min up to 2 "
-        "days, 4 h up to 30 days, then daily). The time comes as a number, prices as decimal strings.",
+        "days, 4 h up to 30 days, then daily). A bucket with several stored points takes its open, high, low and "
+        "close from them; one with a single stored close (daily history) opens at the previous close. The time "
+        "comes as a number, prices as decimal strings.",
     )
     @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
     def ohlc(self, request: Request, pk: str | None = None):

@@ -3,6 +3,7 @@
 from decimal import Decimal, InvalidOperation
 
 from django import template
+from django.conf import settings
 
 register = template.Library()
 
@@ -82,3 +83,9 @@ def trend(values) -> str:
     if len(numbers) < 2 or numbers[-1] == numbers[0]:
         return ""
     return "up" if numbers[-1] > numbers[0] else "down"
+
+
+@register.simple_tag
+def stale_market_orders_fill() -> bool:
+    """Whether a market order on a stale price fills (the demo) or is refused: the setting the order service reads."""
+    return settings.PAPER_ALLOW_STALE_PRICES

@@ -56,7 +56,7 @@ def test_coin_page_shows_freshness_and_stale_warning(client, settings):
     fresh = client.get("/markets/fresh/").content.decode()
     assert "Updated" in fresh
     assert "Stale price" not in fresh
-    assert 'data-history-url="/api/v1/coins/fresh/history/"' in fresh
+    assert 'data-chart-url="/markets/fresh/chart/"' in fresh
     stale = client.get("/markets/OLD/").content.decode()  # symbols work too
     assert "Stale price" in stale
     assert client.get("/markets/nothing/").status_code == 404
@@ -172,7 +172,7 @@ def test_seed_demo_gives_the_demo_account_a_portfolio(settings):
     assert Holding.objects.filter(portfolio=portfolio, quantity__gt=0).count() == 3
     assert portfolio.cash < 100000
     assert Watchlist.objects.filter(owner=portfolio.owner).count() == 1
-    assert Alert.objects.filter(owner=portfolio.owner).count() == 1
+    assert Alert.objects.filter(owner=portfolio.owner).count() == 2  # above and below the bitcoin price
 
 
 def test_seed_demo_gives_the_demo_account_strategies(django_capture_on_commit_callbacks):
@@ -183,7 +183,7 @@ def test_seed_demo_gives_the_demo_account_strategies(django_capture_on_commit_ca
     out = io.StringIO()
     call_command("seed_demo", stdout=out)
     assert "Demo strategies: left as they are." in out.getvalue()
-    mine = Strategy.objects.get(owner__email="demo@cryptodesk.local")
+    mine = Strategy.objects.get(owner__email="demo@cryptodesk.local", name="BTC golden cross")
     assert Strategy.objects.filter(visibility="published", owner__role="analyst").count() == 1
     backtest = Backtest.objects.get(strategy=mine)
     assert backtest.status == "succeeded", backtest.error

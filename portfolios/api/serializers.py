@@ -96,6 +96,22 @@ class PerformanceSerializer(serializers.Serializer):
     series = SeriesPointSerializer(many=True)
 
 
+class ValuePointSerializer(serializers.Serializer):
+    time = serializers.DateTimeField(
+        help_text="The bucket's start (UTC); the value is at its close, the last one live."
+    )
+    total_value = AmountField()
+
+
+class ValueHistorySerializer(serializers.Serializer):
+    days = serializers.IntegerField(allow_null=True)
+    interval_s = serializers.IntegerField(help_text="Seconds between points: 3600 (7, 30 days) or 86400.")
+    time_weighted_return = AmountField(allow_null=True, help_text="As in performance, over the same range.")
+    points = ValuePointSerializer(
+        many=True, help_text="Rebuilt from trades, transfers and stored prices: one per bucket, oldest first."
+    )
+
+
 class RiskSerializer(serializers.Serializer):
     observations = serializers.IntegerField(help_text="Daily returns the figures are computed from.")
     volatility = AmountField(allow_null=True, help_text="Annualised volatility: stdev of daily returns × √365.")
@@ -107,6 +123,9 @@ class RiskSerializer(serializers.Serializer):
     largest_holding_pct = PercentField(allow_null=True, help_text="The biggest position's share of total value, %.")
     herfindahl_index = AmountField(
         allow_null=True, help_text="Concentration: sum of squared position weights (1 = one coin, 1/n = n equal coins)."
+    )
+    missing = serializers.DictField(
+        child=serializers.CharField(), help_text="Each figure that is null → why, and when it will appear."
     )
 
 

@@ -32,6 +32,7 @@ from .serializers import (
     SummarySerializer,
     TradeSerializer,
     TransferSerializer,
+    ValueHistorySerializer,
     WatchlistSerializer,
 )
 
@@ -108,6 +109,28 @@ class PortfolioViewSet(OwnedMixin, ModelViewSet):
             "series": [{"date": day, "total_value": value} for day, value in result.series],
         }
         return Response(PerformanceSerializer(body).data)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("days", str, enum=list(selectors.PERFORMANCE_DAYS), default="30")],
+        responses=ValueHistorySerializer,
+    )
+    @action(detail=True, methods=["get"])
+    def history(self, request: Request, pk=None) -> Response:
+        """The value over a range, one point per hour (7, 30 days) or day, rebuilt from trades and stored prices."""
+        key = request.query_params.get("days", "30")
+        if key not in selectors.PERFORMANCE_DAYS:
+            from rest_framework.exceptions import ValidationError
+
+            raise ValidationError({"days": [f"Use one of {', '.join(selectors.PERFORMANCE_DAYS)}."]})
+        portfolio, days = self.get_object(), selectors.PERFORMANCE_DAYS[key]
+        history = selectors.value_history(portfolio, days=days)
+        body = {
+            "days": days,
+            "interval_s": int(history.interval.total_seconds()),
+            "time_weighted_return": selectors.performance(portfolio, days=days).time_weighted_return,
+            "points": history.points,
+        }
+        return Response(ValueHistorySerializer(body).data)
 
     @extend_schema(responses=RiskSerializer)
     @action(detail=True, methods=["get"])

@@ -323,18 +323,18 @@ def test_odd_starting_cash_is_shown_beside_the_field(alice_client, value):
 
 @pytest.mark.parametrize("value", [v for v in PAGE_NUMBERS if v not in ("0", "-1")], ids=repr)
 def test_odd_alert_thresholds_are_shown_beside_the_field(alice_client, btc, value):
-    response = alice_client.post("/alerts/new/", {"coin": "bitcoin", "condition": "price_above", "threshold": value})
+    response = alice_client.post("/alerts/new/", {"coin": "bitcoin", "condition": "price_above", "price": value})
     assert response.status_code == 400
-    assert _field_errors(response, "threshold")
+    assert _field_errors(response, "price")
     assert not Alert.objects.exists()
 
 
 @pytest.mark.parametrize("threshold", ["0.000000001", "-101", str(10**16)])
 def test_a_change_threshold_beyond_a_percentage_is_shown_beside_the_field(alice_client, btc, threshold):
-    body = {"coin": "bitcoin", "condition": "change_24h_below", "threshold": threshold}
+    body = {"coin": "bitcoin", "condition": "change_24h_below", "change": threshold}
     response = alice_client.post("/alerts/new/", body)
     assert response.status_code == 400
-    assert _field_errors(response, "threshold")
+    assert _field_errors(response, "change")
     assert not Alert.objects.exists()
 
 

@@ -65,7 +65,7 @@ def test_each_page_renders_for_its_owner(alice_client, alice_portfolio):
     assert 'data-testid="order-ticket"' in detail
     assert 'data-testid="allocation-donut"' in detail  # all cash is still an allocation
     assert f'href="/api/v1/trades/?format=csv&amp;portfolio={alice_portfolio.pk}"' in detail
-    assert f'data-series-url="/api/v1/portfolios/{alice_portfolio.pk}/performance/"' in detail
+    assert f'data-series-url="/api/v1/portfolios/{alice_portfolio.pk}/history/"' in detail
     assert "Sharpe ratio" in detail
     assert " style=" not in detail
     assert "<style" not in detail
@@ -156,7 +156,7 @@ def test_preview_shows_the_exact_fee_and_cost(alice_client, alice_portfolio, set
     assert "Total cost" in html
     tiny = alice_client.get(url, {"side": "buy", "type": "market", "coin": "bitcoin", "quantity": "0.00001"})
     assert 'data-fee="0.000001"' in tiny.content.decode()
-    assert "$0.000001" in tiny.content.decode()  # exact: a fee is never shown as $0.00
+    assert "&lt; $0.01" in tiny.content.decode()  # cents, but a fee is never shown as $0.00
     limit = alice_client.get(
         url, {"side": "buy", "type": "limit", "coin": "bitcoin", "quantity": "3", "limit_price": "90"}
     )
@@ -179,7 +179,7 @@ def test_a_refused_order_shows_beside_quantity_and_moves_nothing(alice_client, a
     assert response.status_code == 400
     errors = field_errors(response, "quantity")
     assert len(errors) == 1
-    assert errors[0].startswith("Not enough cash: this order needs 100100 (fee included); 10000 is available.")
+    assert errors[0] == "Not enough cash: this order needs $100,100.00 (fee included); $10,000.00 is available."
     alice_portfolio.refresh_from_db()
     assert alice_portfolio.cash == Decimal(10000)
     assert not Order.objects.exists()
@@ -254,7 +254,7 @@ def test_deposit_and_withdraw(alice_client, alice_portfolio):
     assert alice_portfolio.cash == Decimal(10500)
     refused = alice_client.post(url, {"kind": "withdrawal", "amount": "20000"})
     assert refused.status_code == 400
-    assert field_errors(refused, "amount") == ["You can withdraw at most 10500 (cash not held by open orders)."]
+    assert field_errors(refused, "amount") == ["You can withdraw at most $10,500.00 (cash not held by open orders)."]
     assert alice_client.post(url, {"kind": "withdrawal", "amount": "100.25"}).status_code == 302
     alice_portfolio.refresh_from_db()
     assert alice_portfolio.cash == Decimal("10399.75")
@@ -339,7 +339,7 @@ def test_watchlists_create_rename_remove_delete(alice_client, alice, btc):
     assert list(watchlist.coins.values_list("pk", flat=True)) == ["bitcoin"]  # renaming keeps the coins
     alice_client.post(f"/watchlists/{watchlist.pk}/coins/bitcoin/remove/")
     assert not watchlist.coins.exists()
-    alice_client.post(f"/watchlists/{watchlist.pk}/delete/")
+    alice_client.post(f"/watchlists/{watchlist.pk}/delete/", {"confirm": "yes"})
     assert not Watchlist.objects.filter(pk=watchlist.pk).exists()
 
 
@@ -347,19 +347,19 @@ def test_watchlists_create_rename_remove_delete(alice_client, alice, btc):
 
 
 def test_alert_with_a_bad_threshold_shows_a_field_error(alice_client, alice, btc):
-    bad = alice_client.post("/alerts/new/", {"coin": "bitcoin", "condition": "price_above", "threshold": "-5"})
+    bad = alice_client.post("/alerts/new/", {"coin": "bitcoin", "condition": "price_above", "price": "-5"})
     assert bad.status_code == 400
-    assert field_errors(bad, "threshold") == ["A price threshold must be above 0."]
-    not_a_number = alice_client.post("/alerts/new/", {"coin": "bitcoin", "condition": "price_below", "threshold": "x"})
-    assert field_errors(not_a_number, "threshold") == ["Enter a number."]
-    unknown = alice_client.post("/alerts/new/", {"coin": "nope", "condition": "price_below", "threshold": "1"})
+    assert field_errors(bad, "price") == ["A price must be above 0."]
+    not_a_number = alice_client.post("/alerts/new/", {"coin": "bitcoin", "condition": "price_below", "price": "x"})
+    assert field_errors(not_a_number, "price") == ["Enter a number."]
+    unknown = alice_client.post("/alerts/new/", {"coin": "nope", "condition": "price_below", "price": "1"})
     assert field_errors(unknown, "coin") == ["Select a valid choice. That choice is not one of the available choices."]
     assert not Alert.objects.exists()
 
 
 def test_alert_create_toggle_delete(alice_client, alice, btc):
     created = alice_client.post(
-        "/alerts/new/", {"coin": "bitcoin", "condition": "change_24h_below", "threshold": "-5", "notify_email": "on"}
+        "/alerts/new/", {"coin": "bitcoin", "condition": "change_24h_below", "change": "-5", "notify_email": "on"}
     )
     assert created.url == "/alerts/"
     alert = Alert.objects.get(owner=alice)
@@ -376,7 +376,7 @@ def test_alert_create_toggle_delete(alice_client, alice, btc):
     alert.refresh_from_db()
     assert alert.is_active
     assert "armed" in alice_client.get("/alerts/").content.decode()
-    alice_client.post(f"/alerts/{alert.pk}/delete/")
+    alice_client.post(f"/alerts/{alert.pk}/delete/", {"confirm": "yes"})
     assert not Alert.objects.exists()
 
 

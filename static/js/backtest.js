@@ -1,16 +1,16 @@
 // Backtest results: equity (strategy against buy and hold) and drawdown charts, drawn with the vendored
 // lightweight-charts from GET /api/v1/backtests/{id}/ (the session cookie authenticates the request).
+// Colours come from the theme (static/js/charts.js) and follow the theme toggle without a reload.
 // The results block may arrive later, swapped in by htmx when a running backtest finishes.
 (function () {
   "use strict";
 
-  var root = document.documentElement;
   var MAX_MARKED_TRADES = 60; // beyond this, arrows hide the curve
   var SCALE_WIDTH = 84; // both charts share it, so their time axes line up
 
-  function cssVar(name) {
-    return getComputedStyle(root).getPropertyValue(name).trim();
-  }
+  function charts() { return window.CryptoDeskCharts; } // shared theme colours and chart set-up
+
+  function cssVar(name) { return charts().cssVar(name); }
 
   function money(value) {
     var digits = Math.abs(value) >= 1000 ? 0 : 2;
@@ -30,18 +30,12 @@
     return new Date(seconds * 1000).toLocaleString("en-US", options) + (hourly ? " UTC" : "");
   }
 
+  // Layout only: colours are the theme's, applied by the shared helpers (again on every theme change).
   function chartOptions(formatter, hourly) {
     return {
-      autoSize: true,
-      // the library's own logo injects an inline <style> the CSP refuses; the page credits it in text instead
-      layout: { background: { color: "transparent" }, textColor: cssVar("--muted"), attributionLogo: false },
-      grid: { vertLines: { visible: false }, horzLines: { color: cssVar("--border") } },
+      grid: { vertLines: { visible: false } },
       rightPriceScale: { borderVisible: false, minimumWidth: SCALE_WIDTH },
       timeScale: { borderVisible: false, timeVisible: hourly, secondsVisible: false },
-      crosshair: {
-        vertLine: { labelBackgroundColor: cssVar("--accent") },
-        horzLine: { labelBackgroundColor: cssVar("--accent") }
-      },
       localization: { priceFormatter: formatter },
       handleScroll: false,
       handleScale: false
@@ -57,6 +51,33 @@
     });
   }
 
+  // The deepest point of a drawdown series (the first one, on a tie), or null when it never falls.
+  function worst(points) {
+    var deepest = null;
+    points.forEach(function (point) {
+      if (point.value < 0 && (deepest === null || point.value < deepest.value)) { deepest = point; }
+    });
+    return deepest;
+  }
+
+  // The underwater area: shaded between the zero line and the drawdown, never above zero.
+  var DRAWDOWN = {
+    baseValue: { type: "price", price: 0 }, lineWidth: 1, priceLineVisible: false, lastValueVisible: false,
+    autoscaleInfoProvider: function (original) {
+      var scale = original();
+      if (scale && scale.priceRange) { scale.priceRange.maxValue = 0; }
+      return scale;
+    }
+  };
+
+  function paintDrawdown(colors) {
+    var fill = cssVar("--drawdown-fill");
+    return {
+      bottomLineColor: colors.down, bottomFillColor1: fill, bottomFillColor2: fill,
+      topLineColor: colors.down, topFillColor1: "transparent", topFillColor2: "transparent"
+    };
+  }
+
   function byTime(points) {
     var map = new Map();
     points.forEach(function (point) { map.set(point.time, point.value); });
@@ -70,7 +91,7 @@
     var drawdownElement = block.querySelector('[data-chart="drawdown"]');
     var status = block.querySelector("[data-chart-status]");
     var hourly = block.dataset.timeframe === "1h";
-    if (!equityElement || !drawdownElement || !window.LightweightCharts) { return; }
+    if (!equityElement || !drawdownElement || !window.LightweightCharts || !charts()) { return; }
 
     function say(text) { if (status) { status.textContent = text; } }
     function legend(name, text) {
@@ -78,36 +99,40 @@
       if (element) { element.textContent = text; }
     }
 
-    var equityChart = window.LightweightCharts.createChart(equityElement, chartOptions(money, hourly));
-    var drawdownChart = window.LightweightCharts.createChart(drawdownElement, chartOptions(percent, hourly));
-
-    function styles() {
-      return {
-        strategy: { color: cssVar("--accent"), lineWidth: 2, priceLineVisible: false, lastValueVisible: true },
-        hold: { color: cssVar("--muted"), lineWidth: 1, lineStyle: 2, priceLineVisible: false, lastValueVisible: false },
-        drawdown: {
-          lineColor: cssVar("--down"), topColor: cssVar("--drawdown-fill"), bottomColor: cssVar("--drawdown-fill"),
-          lineWidth: 1, priceLineVisible: false, lastValueVisible: false, invertFilledArea: true
-        },
-        holdDrawdown: { color: cssVar("--muted"), lineWidth: 1, lineStyle: 2, priceLineVisible: false, lastValueVisible: false }
-      };
-    }
-
-    var style = styles();
-    var strategySeries = equityChart.addLineSeries(style.strategy);
-    var holdSeries = equityChart.addLineSeries(style.hold);
-    var drawdownSeries = drawdownChart.addAreaSeries(style.drawdown);
-    var holdDrawdownSeries = drawdownChart.addLineSeries(style.holdDrawdown);
+    var equityChart = charts().createChart(equityElement, chartOptions(money, hourly));
+    var drawdownChart = charts().createChart(drawdownElement, chartOptions(percent, hourly));
+    var quiet = { priceLineVisible: false, lastValueVisible: false };
+    var strategySeries = charts().addSeries(equityChart, "Line", function (colors) { return { color: colors.accent }; },
+      { lineWidth: 2, priceLineVisible: false, lastValueVisible: true });
+    var holdSeries = charts().addSeries(equityChart, "Line", function (colors) { return { color: colors.muted }; },
+      Object.assign({ lineWidth: 1, lineStyle: 2 }, quiet));
+    var drawdownSeries = charts().addSeries(drawdownChart, "Baseline", paintDrawdown, DRAWDOWN);
+    var holdDrawdownSeries = charts().addSeries(drawdownChart, "Line", function (colors) { return { color: colors.muted }; },
+      Object.assign({ lineWidth: 1, lineStyle: 2 }, quiet));
     var maps = {};
     var last = {};
+    var deepest = {}; // the worst fall of each drawdown series: what its legend shows until a bar is hovered
+
+    // A drawdown legend: the value at a hovered bar, else the worst fall with its date.
+    function drawdownLegend(name, map, at) {
+      var note = block.querySelector('[data-legend-note="' + name + '"]');
+      if (at !== undefined) {
+        legend(name, map.has(at) ? percent(map.get(at)) : "—");
+        if (note) { note.textContent = ""; }
+        return;
+      }
+      var point = deepest[name];
+      legend(name, point ? percent(point.value) : percent(0));
+      if (note) { note.textContent = point ? "worst, " + dateLabel(point.time, hourly) : "never below a peak"; }
+    }
 
     function showLegend(time) {
       var at = time === undefined ? last.time : time;
       if (at === undefined) { return; }
       legend("strategy", maps.strategy.has(at) ? money(maps.strategy.get(at)) : "—");
       legend("hold", maps.hold.has(at) ? money(maps.hold.get(at)) : "—");
-      legend("drawdown", maps.drawdown.has(at) ? percent(maps.drawdown.get(at)) : "—");
-      legend("hold-drawdown", maps.holdDrawdown.has(at) ? percent(maps.holdDrawdown.get(at)) : "—");
+      drawdownLegend("drawdown", maps.drawdown, time);
+      drawdownLegend("hold-drawdown", maps.holdDrawdown, time);
       legend("time", dateLabel(at, hourly));
     }
 
@@ -141,6 +166,13 @@
       return marks.sort(function (a, b) { return a.time - b.time; });
     }
 
+    // The strategy's worst fall as the metrics measured it on every bar (the curve may be a sample of them).
+    function metricTrough(metrics, drawdown) {
+      var at = metrics && metrics.max_drawdown_at;
+      if (at === null || at === undefined || !metrics.max_drawdown) { return worst(drawdown); }
+      return { time: Math.floor(Number(at) / 1000), value: -Number(metrics.max_drawdown) * 100 };
+    }
+
     function show(body) {
       var curve = body.equity_curve || [];
       if (curve.length < 2) { say("Not enough bars to draw a curve."); return; }
@@ -150,12 +182,15 @@
       var holdDrawdown = drawdowns(hold);
       maps = { strategy: byTime(strategy), hold: byTime(hold), drawdown: byTime(drawdown), holdDrawdown: byTime(holdDrawdown) };
       last.time = strategy[strategy.length - 1].time;
+      deepest = { drawdown: metricTrough(body.metrics, drawdown), "hold-drawdown": worst(holdDrawdown) };
 
       strategySeries.setData(strategy);
       holdSeries.setData(hold);
       drawdownSeries.setData(drawdown);
       holdDrawdownSeries.setData(holdDrawdown);
       strategySeries.setMarkers(markers(body.trades || [], maps.strategy));
+      // the arrows' colours are the theme's too
+      charts().onThemeChange(function () { strategySeries.setMarkers(markers(body.trades || [], maps.strategy)); });
       equityChart.timeScale().fitContent();
       drawdownChart.timeScale().fitContent();
 
@@ -164,19 +199,8 @@
       showLegend();
       equityElement.setAttribute("data-points", String(strategy.length));
       drawdownElement.setAttribute("data-points", String(drawdown.length));
-      say(curve.length >= 2000 ? "Long runs are drawn from an evenly spaced sample of their bars." : "");
+      say(Number(body.bars) > curve.length ? "Long runs are drawn from an evenly spaced sample of their bars." : "");
     }
-
-    // The theme toggle switches CSS variables; the canvases need their colours again.
-    new MutationObserver(function () {
-      equityChart.applyOptions(chartOptions(money, hourly));
-      drawdownChart.applyOptions(chartOptions(percent, hourly));
-      style = styles();
-      strategySeries.applyOptions(style.strategy);
-      holdSeries.applyOptions(style.hold);
-      drawdownSeries.applyOptions(style.drawdown);
-      holdDrawdownSeries.applyOptions(style.holdDrawdown);
-    }).observe(root, { attributes: true, attributeFilter: ["data-theme"] });
 
     say("Loading…");
     fetch(block.dataset.backtestUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })

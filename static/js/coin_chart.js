@@ -1,61 +1,75 @@
 // Coin detail chart: line or candles for a chosen range, drawn with the vendored lightweight-charts.
+// The page's chart data (market.selectors.chart_data) is already on a uniform time axis: one slot per bucket,
+// a time with no value where nothing is stored, so a gap keeps its width. Shared pieces: charts.js.
 (function () {
   "use strict";
 
-  function cssVar(name) {
-    return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  function linePoint(point) {
+    return "value" in point ? { time: point.time, value: Number(point.value) } : { time: point.time };
+  }
+
+  function candle(point) {
+    if (!("close" in point)) { return { time: point.time }; }
+    return {
+      time: point.time, open: Number(point.open), high: Number(point.high), low: Number(point.low), close: Number(point.close)
+    };
   }
 
   function init() {
     var element = document.getElementById("price-chart");
-    if (!element || !window.LightweightCharts) { return; }
+    var Charts = window.CryptoDeskCharts;
+    if (!element || !window.LightweightCharts || !Charts) { return; }
     var status = document.querySelector("[data-chart-status]");
-    var state = { range: "30", kind: "line" };
-    var chart = window.LightweightCharts.createChart(element, {
-      autoSize: true,
-      // the library's own logo injects an inline <style> the CSP refuses; the page credits it in text instead
-      layout: { background: { color: "transparent" }, textColor: cssVar("--muted"), attributionLogo: false },
-      grid: { vertLines: { color: cssVar("--border") }, horzLines: { color: cssVar("--border") } },
-      rightPriceScale: { borderColor: cssVar("--border") },
-      timeScale: { borderColor: cssVar("--border"), timeVisible: true },
-      localization: { priceFormatter: function (p) { return p >= 1 ? p.toFixed(2) : p.toPrecision(4); } }
+    var note = document.querySelector("[data-chart-note]");
+    var state = { range: element.dataset.defaultRange || "30", kind: "line" };
+    var bucket = 0;
+    var chart = Charts.createChart(element, {
+      localization: { timeFormatter: function (time) { return Charts.formatTime(time, bucket); } }
     });
     var series = null;
+    var latest = 0;
 
-    function draw(points) {
-      if (series) { chart.removeSeries(series); }
-      if (state.kind === "line") {
-        series = chart.addAreaSeries({
-          lineColor: cssVar("--accent"), topColor: cssVar("--accent-soft"), bottomColor: "transparent", lineWidth: 2
-        });
-        series.setData(points.map(function (p) { return { time: p[0] / 1000, value: Number(p[1]) }; }));
+    function draw(body) {
+      if (series) { Charts.removeSeries(chart, series); }
+      bucket = body.bucket_s;
+      var format = Charts.priceFormat(body.price_format);
+      if (body.kind === "candles") {
+        series = Charts.addSeries(chart, "Candlestick", function (c) {
+          return { upColor: c.up, downColor: c.down, wickUpColor: c.up, wickDownColor: c.down };
+        }, { borderVisible: false, priceFormat: format });
+        series.setData(body.points.map(candle));
       } else {
-        series = chart.addCandlestickSeries({
-          upColor: cssVar("--up"), downColor: cssVar("--down"), borderVisible: false,
-          wickUpColor: cssVar("--up"), wickDownColor: cssVar("--down")
-        });
-        series.setData(points.map(function (p) {
-          return { time: p[0] / 1000, open: Number(p[1]), high: Number(p[2]), low: Number(p[3]), close: Number(p[4]) };
-        }));
+        series = Charts.addSeries(chart, "Area", function (c) {
+          return { lineColor: c.accent, topColor: c.fill, bottomColor: "transparent" };
+        }, { lineWidth: 2, priceFormat: format });
+        series.setData(body.points.map(linePoint));
       }
+      chart.applyOptions({ timeScale: Charts.timeScaleOptions(body.bucket_s) });
       chart.timeScale().fitContent();
-      element.setAttribute("data-points", String(points.length));
+      element.setAttribute("data-points", String(body.stored));
+      element.setAttribute("data-slots", String(body.points.length));
+      element.setAttribute("data-bucket", String(body.bucket_s));
+      note.textContent = body.note;
+      note.hidden = !body.note;
     }
 
     function load() {
-      var base = state.kind === "line" ? element.dataset.historyUrl : element.dataset.ohlcUrl;
+      var ticket = ++latest;
       status.textContent = "Loading…";
-      fetch(base + "?days=" + encodeURIComponent(state.range), { credentials: "same-origin", headers: { Accept: "application/json" } })
+      var query = "?days=" + encodeURIComponent(state.range) + "&kind=" + encodeURIComponent(state.kind);
+      fetch(element.dataset.chartUrl + query, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (response) {
           if (!response.ok) { throw new Error("HTTP " + response.status); }
           return response.json();
         })
         .then(function (body) {
-          var points = state.kind === "line" ? body.prices : body;
-          draw(points);
-          status.textContent = points.length ? "" : "No history stored for this range yet.";
+          if (ticket !== latest) { return; } // a later click wins
+          draw(body);
+          status.textContent = body.stored ? "" : "No history stored for this range yet.";
         })
-        .catch(function (error) { status.textContent = "Could not load the chart (" + error.message + ")."; });
+        .catch(function (error) {
+          if (ticket === latest) { status.textContent = "Could not load the chart (" + error.message + ")."; }
+        });
     }
 
     function bind(selector, key) {
@@ -63,7 +77,7 @@
         button.addEventListener("click", function () {
           document.querySelectorAll(selector).forEach(function (b) { b.setAttribute("aria-pressed", "false"); });
           button.setAttribute("aria-pressed", "true");
-          state[key] = button.dataset[key === "range" ? "range" : "kind"];
+          state[key] = button.dataset[key];
           load();
         });
       });

@@ -1,13 +1,14 @@
-// Portfolio value charts (the dashboard's total, a portfolio's performance) with a range switch.
-// Each chart is a [data-series-url] element answering {series: [{date, total_value}], time_weighted_return}.
+// Portfolio value charts (the dashboard's total, a portfolio's value history) with a range switch.
+// Each chart is a [data-series-url] element answering either {points: [{time, total_value}], interval_s,
+// time_weighted_return} (a portfolio: one point per bucket, rebuilt from its trades) or {series: [{date,
+// total_value}], time_weighted_return} (the dashboard: daily). Times are fed as UTC seconds, so the axis is a
+// real time axis. Colours come from the theme (static/js/charts.js) and follow the toggle without a reload.
 (function () {
   "use strict";
 
-  var root = document.documentElement;
+  var DAY_S = 86400;
 
-  function cssVar(name) {
-    return getComputedStyle(root).getPropertyValue(name).trim();
-  }
+  function charts() { return window.CryptoDeskCharts; } // shared theme colours and chart set-up
 
   function money(value) {
     return "$" + value.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
@@ -20,25 +21,33 @@
     return (value > 0 ? "+" : "\u2212") + text;
   }
 
+  // Layout only: colours are the theme's, applied by the shared helpers (again on every theme change).
   function chartOptions() {
     return {
-      autoSize: true,
-      // the library's own logo injects an inline <style> the CSP refuses; the page credits it in text instead
-      layout: { background: { color: "transparent" }, textColor: cssVar("--muted"), attributionLogo: false },
-      grid: { vertLines: { visible: false }, horzLines: { color: cssVar("--border") } },
+      grid: { vertLines: { visible: false } },
       rightPriceScale: { borderVisible: false },
       timeScale: { borderVisible: false },
-      crosshair: { vertLine: { labelBackgroundColor: cssVar("--accent") }, horzLine: { labelBackgroundColor: cssVar("--accent") } },
       localization: { priceFormatter: money },
       handleScroll: false,
       handleScale: false
     };
   }
 
-  function seriesOptions() {
+  function paint(colors) {
+    return { lineColor: colors.accent, topColor: colors.fill, bottomColor: "transparent" };
+  }
+
+  // [{time: UTC seconds, value}] and the seconds between points, from either answer.
+  function points(body) {
+    if (body.points) {
+      return {
+        interval: body.interval_s || DAY_S,
+        data: body.points.map(function (p) { return { time: Math.floor(Date.parse(p.time) / 1000), value: Number(p.total_value) }; })
+      };
+    }
     return {
-      lineColor: cssVar("--accent"), topColor: cssVar("--chart-fill"), bottomColor: "transparent", lineWidth: 2,
-      priceLineVisible: false
+      interval: DAY_S,
+      data: body.series.map(function (p) { return { time: Math.floor(Date.parse(p.date + "T00:00:00Z") / 1000), value: Number(p.total_value) }; })
     };
   }
 
@@ -47,18 +56,21 @@
     var status = document.querySelector('[data-chart-status="' + id + '"]');
     var summary = document.querySelector('[data-chart-return="' + id + '"]');
     var buttons = document.querySelectorAll('[data-chart-range="' + id + '"] button');
-    var chart = window.LightweightCharts.createChart(element, chartOptions());
-    var series = chart.addAreaSeries(seriesOptions());
+    var chart = charts().createChart(element, chartOptions());
+    var series = charts().addSeries(chart, "Area", paint, { lineWidth: 2, priceLineVisible: false });
     var latest = 0;
 
     function say(text) { if (status) { status.textContent = text; } }
 
     function show(body) {
-      var points = body.series.map(function (p) { return { time: p.date, value: Number(p.total_value) }; });
-      series.setData(points);
+      var fed = points(body);
+      chart.applyOptions({ timeScale: { timeVisible: fed.interval < DAY_S, secondsVisible: false } });
+      series.setData(fed.data);
       chart.timeScale().fitContent();
-      element.setAttribute("data-points", String(points.length));
-      say(points.length < 2 ? "Not enough history yet: one value is recorded per day." : "");
+      element.setAttribute("data-points", String(fed.data.length));
+      element.setAttribute("data-interval", String(fed.interval));
+      var unit = fed.interval < DAY_S ? "hour" : "day";
+      say(fed.data.length < 2 ? "One point so far: the chart fills in " + unit + " by " + unit + "." : "");
       if (summary) {
         var twr = body.time_weighted_return;
         summary.textContent = twr === null || twr === undefined ? "—" : percent(Number(twr));
@@ -89,18 +101,12 @@
       });
     });
 
-    // The theme toggle switches CSS variables; the canvas needs its colours again.
-    new MutationObserver(function () {
-      chart.applyOptions(chartOptions());
-      series.applyOptions(seriesOptions());
-    }).observe(root, { attributes: true, attributeFilter: ["data-theme"] });
-
     var pressed = document.querySelector('[data-chart-range="' + id + '"] button[aria-pressed="true"]');
     load(pressed ? pressed.dataset.days : "30");
   }
 
   function init() {
-    if (!window.LightweightCharts) { return; }
+    if (!window.LightweightCharts || !charts()) { return; }
     document.querySelectorAll("[data-series-url]").forEach(setUp);
   }
 

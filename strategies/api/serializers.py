@@ -85,7 +85,8 @@ class BacktestSerializer(serializers.ModelSerializer):
     metrics = serializers.DictField(
         help_text="total_return, cagr, max_drawdown (positive), win_rate, exposure as fractions (0.12 = 12 %); "
         "sharpe and sortino from daily equity returns × √365, risk-free 0; trades = closed round trips; "
-        "max_drawdown_duration_days, profit_factor, buy_and_hold_return; fees_paid and final_equity as decimal strings."
+        "max_drawdown_at (epoch ms of the bar at the deepest fall, null without one), max_drawdown_duration_days, "
+        "profit_factor, buy_and_hold_return; fees_paid and final_equity as decimal strings."
     )
     equity_curve = serializers.ListField(
         child=serializers.ListField(), help_text="[[epoch ms, equity, buy-and-hold equity], …] (decimal strings)."

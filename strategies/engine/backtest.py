@@ -160,6 +160,19 @@ def run(
     )
 
 
+GAP_BARS_MAX = 6  # stored points further apart than this many bars are not history at the timeframe's resolution
+
+
+def covered_from(times_ms: np.ndarray, timeframe: str) -> int:
+    """The index of the first point of the newest stretch in which stored points are never more than GAP_BARS_MAX
+    bars apart: where the history really has the timeframe's resolution. Retention keeps old prices daily, so
+    hourly bars built on them would be daily bars in disguise, mixed with real hourly ones."""
+    if len(times_ms) < 2:
+        return 0
+    too_far = np.flatnonzero(np.diff(times_ms) > GAP_BARS_MAX * TIMEFRAMES[timeframe])
+    return int(too_far[-1]) + 1 if len(too_far) else 0
+
+
 def bars(times_ms: np.ndarray, prices: np.ndarray, timeframe: str) -> tuple[np.ndarray, np.ndarray]:
     """Stored points → bars of the timeframe: each bar's close is its last point, stamped at the bar's start."""
     size = TIMEFRAMES[timeframe]

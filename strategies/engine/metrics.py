@@ -53,12 +53,15 @@ def compute(simulation: Simulation, *, capital: float) -> dict[str, float | int 
     wins = [t for t in trades if t.pnl > 0]
     gross_profit = sum(t.pnl for t in wins)
     gross_loss = -sum(t.pnl for t in trades if t.pnl < 0)
+    falls = drawdowns(equity)
+    trough = int(falls.argmax())  # the first bar at the deepest fall
     return {
         "total_return": total_return,
         "cagr": cagr,
         "sharpe": sharpe,
         "sortino": sortino,
-        "max_drawdown": float(drawdowns(equity).max()),
+        "max_drawdown": float(falls[trough]),
+        "max_drawdown_at": int(simulation.times[trough]) if falls[trough] > 0 else None,
         "max_drawdown_duration_days": max_drawdown_duration_days(simulation),
         "win_rate": len(wins) / len(trades) if trades else None,
         "profit_factor": gross_profit / gross_loss if gross_loss > 0 else None,
