@@ -215,6 +215,7 @@ class ValuePoint:
     cash: Decimal  # at the bucket's close
     market_value: Decimal
     total_value: Decimal
+    net_flow: Decimal = Decimal(0)  # deposits minus withdrawals made in the bucket: money put in, not a gain
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,15 @@ class History:
     days: int | None
     interval: timedelta
     points: list[ValuePoint]
+    opened: bool = False  # the range reaches back to the (first) opening: worth 0 the bucket before its first
+
+
+def _range_start(opened_at: datetime, *, days: int | None, interval: timedelta, now: datetime) -> datetime:
+    """The first bucket of a range: its start, or the bucket of the opening if that is later."""
+    first = bucket_start(opened_at, interval)
+    if days is not None:
+        first = max(first, bucket_start(now - timedelta(days=days), interval))
+    return first
 
 
 def bucket_start(moment: datetime, interval: timedelta) -> datetime:
@@ -257,58 +267,82 @@ def _bucket_prices(coin_ids: set[str], *, first: datetime, interval: timedelta, 
 def rebuilt_values(
     portfolio: Portfolio, *, first: datetime, interval: timedelta, now: datetime, live: Valuation
 ) -> list[ValuePoint]:
-    """The portfolio at the close of each bucket (an hour or a UTC day) from the one starting at `first` to the one
-    holding `now`, which is the live valuation. Trades and transfers are walked in time order; each coin is valued
-    at the last price stored at or before the bucket's close (its last trade price while none is stored), as the
-    live valuation rounds it. At most four queries, whatever the number of buckets, trades and coins."""
+    """One portfolio's values, bucket by bucket: `rebuilt_values_for` with its live valuation alone."""
+    return rebuilt_values_for([live], first=first, interval=interval, now=now)[portfolio.pk]
+
+
+def rebuilt_values_for(
+    valuations: list[Valuation], *, first: datetime, interval: timedelta, now: datetime
+) -> dict[int, list[ValuePoint]]:
+    """{portfolio id: its value at the close of each bucket (an hour or a UTC day)} from the bucket starting at
+    `first` to the one holding `now`, which is the portfolio's live valuation. Trades and transfers are walked in
+    time order; each coin is valued at the last price stored at or before the bucket's close (the portfolio's last
+    trade price of it while none is stored), as the live valuation rounds it; a bucket before a portfolio opened
+    is worth 0. At most four queries (trades, transfers, two for prices), whatever the number of portfolios,
+    buckets, trades and coins."""
     last = bucket_start(now, interval)
     starts = [first + n * interval for n in range((last - first) // interval + 1)] if first <= last else [last]
+    ids = [valuation.portfolio.pk for valuation in valuations]
     trades = list(
-        Trade.objects.filter(portfolio=portfolio, executed_at__lt=last)
+        Trade.objects.filter(portfolio_id__in=ids, executed_at__lt=last)
         .order_by("executed_at", "id")
-        .values_list("executed_at", "coin_id", "side", "quantity", "notional", "fee", "price")
+        .values_list("portfolio_id", "executed_at", "coin_id", "side", "quantity", "notional", "fee", "price")
     )
-    transfers = list(
-        CashTransfer.objects.filter(portfolio=portfolio, created_at__lt=last)
+    # every transfer, those of the open bucket too: the live value holds them, its net flow counts them
+    moves = list(
+        CashTransfer.objects.filter(portfolio_id__in=ids)
         .order_by("created_at", "id")
-        .values_list("created_at", "kind", "amount")
+        .values_list("portfolio_id", "created_at", "kind", "amount")
     )
-    coin_ids = {coin_id for _, coin_id, *_ in trades}
+    coin_ids = {coin_id for _, _, coin_id, *_ in trades}
     opening, in_bucket = _bucket_prices(coin_ids, first=starts[0], interval=interval, until=last)
     prices: dict[str, Decimal] = dict(opening)
-    traded_at: dict[str, Decimal] = {}  # the price of each coin's latest trade: its value while none is stored
-    quantities: dict[str, Decimal] = defaultdict(Decimal)
-    cash = Decimal(0)
-    next_trade = next_transfer = 0
-    points = []
+    traded_at: dict[int, dict[str, Decimal]] = {pk: {} for pk in ids}  # each coin's latest trade price
+    quantities: dict[int, dict[str, Decimal]] = {pk: defaultdict(Decimal) for pk in ids}
+    cash = dict.fromkeys(ids, Decimal(0))
+    points: dict[int, list[ValuePoint]] = {pk: [] for pk in ids}
+    next_trade = next_move = 0
     with localcontext(CONTEXT):
         for start in starts[:-1]:
             close = start + interval
-            while next_transfer < len(transfers) and transfers[next_transfer][0] < close:
-                _, kind, amount = transfers[next_transfer]
-                cash += amount if kind == CashTransfer.Kind.DEPOSIT else -amount
-                next_transfer += 1
-            while next_trade < len(trades) and trades[next_trade][0] < close:
-                _, coin_id, side, quantity, notional, fee, price = trades[next_trade]
+            flows: dict[int, Decimal] = defaultdict(Decimal)
+            while next_move < len(moves) and moves[next_move][1] < close:
+                pk, created_at, kind, amount = moves[next_move]
+                signed = amount if kind == CashTransfer.Kind.DEPOSIT else -amount
+                cash[pk] += signed
+                if created_at >= start:  # one made before the range is in the first value, not its flow
+                    flows[pk] += signed
+                next_move += 1
+            while next_trade < len(trades) and trades[next_trade][1] < close:
+                pk, _, coin_id, side, quantity, notional, fee, price = trades[next_trade]
                 if side == Order.Side.BUY:
-                    quantities[coin_id] += quantity
-                    cash -= notional + fee
+                    quantities[pk][coin_id] += quantity
+                    cash[pk] -= notional + fee
                 else:
-                    quantities[coin_id] -= quantity
-                    cash += notional - fee
-                traded_at[coin_id] = price
+                    quantities[pk][coin_id] -= quantity
+                    cash[pk] += notional - fee
+                traded_at[pk][coin_id] = price
                 next_trade += 1
             for coin_id in coin_ids:  # held or not yet: a coin bought later starts from its latest price
                 price = in_bucket.get((coin_id, start))
                 if price is not None:
                     prices[coin_id] = price
-            market_value = Decimal(0)
-            for coin_id, quantity in quantities.items():
-                price = prices.get(coin_id, traded_at.get(coin_id))
-                if quantity and price is not None:
-                    market_value += quantize(quantity * price)
-            points.append(ValuePoint(start, cash, market_value, cash + market_value))
-    points.append(ValuePoint(starts[-1], live.cash, live.market_value, live.total_value))
+            for pk in ids:
+                market_value = Decimal(0)
+                for coin_id, quantity in quantities[pk].items():
+                    price = prices.get(coin_id, traded_at[pk].get(coin_id))
+                    if quantity and price is not None:
+                        market_value += quantize(quantity * price)
+                points[pk].append(ValuePoint(start, cash[pk], market_value, cash[pk] + market_value, flows[pk]))
+        flows = defaultdict(Decimal)
+        for pk, created_at, kind, amount in moves[next_move:]:
+            if created_at >= starts[-1]:
+                flows[pk] += amount if kind == CashTransfer.Kind.DEPOSIT else -amount
+    for valuation in valuations:
+        pk = valuation.portfolio.pk
+        points[pk].append(
+            ValuePoint(starts[-1], valuation.cash, valuation.market_value, valuation.total_value, flows[pk])
+        )
     return points
 
 
@@ -319,11 +353,44 @@ def value_history(
     in which the portfolio opened, whichever is later, to the live value now."""
     now = now or timezone.now()
     interval = HISTORY_INTERVALS[days]
-    first = bucket_start(portfolio.created_at, interval)
-    if days is not None:
-        first = max(first, bucket_start(now - timedelta(days=days), interval))
+    first = _range_start(portfolio.created_at, days=days, interval=interval, now=now)
     live = live or portfolio_valuation(portfolio)
-    return History(days, interval, rebuilt_values(portfolio, first=first, interval=interval, now=now, live=live))
+    points = rebuilt_values(portfolio, first=first, interval=interval, now=now, live=live)
+    return History(days, interval, points, opened=first == bucket_start(portfolio.created_at, interval))
+
+
+def combined_history(valuations: list[Valuation], *, days: int | None, now: datetime | None = None) -> History:
+    """The value of all the portfolios of `valuations` together (the dashboard's chart): each rebuilt on the buckets
+    of its own chart and summed bucket by bucket, from the range's start or the bucket the first of them opened
+    in; a portfolio counts 0 before it opened, and the last point is the sum of the live valuations. The same
+    queries as one portfolio's history, whatever their number."""
+    now = now or timezone.now()
+    interval = HISTORY_INTERVALS[days]
+    if not valuations:
+        return History(days, interval, [])
+    opened_at = min(valuation.portfolio.created_at for valuation in valuations)
+    first = _range_start(opened_at, days=days, interval=interval, now=now)
+    by_portfolio = rebuilt_values_for(valuations, first=first, interval=interval, now=now)
+    points = [
+        ValuePoint(
+            bucket[0].time,
+            money_sum(point.cash for point in bucket),
+            money_sum(point.market_value for point in bucket),
+            money_sum(point.total_value for point in bucket),
+            money_sum(point.net_flow for point in bucket),
+        )
+        for bucket in zip(*by_portfolio.values(), strict=True)
+    ]
+    return History(days, interval, points, opened=first == bucket_start(opened_at, interval))
+
+
+def history_time_weighted_return(history: History) -> Decimal | None:
+    """Π (1 + r) - 1 over the buckets, each bucket's transfers money put in, not gains; a range that reaches back
+    to the opening starts from 0 the bucket before it, so the first bucket is measured against the cash put in."""
+    series = [(point.time, point.total_value, point.net_flow) for point in history.points]
+    if history.opened and series:
+        series.insert(0, (series[0][0] - history.interval, Decimal(0), Decimal(0)))
+    return series_time_weighted_return(series)
 
 
 # --- performance ----------------------------------------------------------------------------------
@@ -633,37 +700,6 @@ def watchlist_quotes(user) -> list[tuple[Watchlist, list[Coin]]]:
     ):
         grouped.setdefault(entry.watchlist_id, (entry.watchlist, []))[1].append(entry.coin)
     return list(grouped.values())
-
-
-def combined_series(user, days: int | None, valuations: list[Valuation]) -> list[tuple[date, Decimal, Decimal]]:
-    """(date, value of all portfolios, net transfers booked that day): each portfolio's last snapshot carried
-    forward, today at live prices; each portfolio's transfers booked at its own next point, as `value_series` does."""
-    today = timezone.now().date()
-    snapshots = PortfolioSnapshot.objects.filter(portfolio__owner=user, date__lt=today)
-    if days is not None:
-        snapshots = snapshots.filter(date__gte=today - timedelta(days=days))
-    points: dict[int, dict[date, Decimal]] = defaultdict(dict)
-    for portfolio_id, day, total in snapshots.values_list("portfolio_id", "date", "total_value"):
-        points[portfolio_id][day] = total
-    for valuation in valuations:
-        points[valuation.portfolio.pk][today] = valuation.total_value
-    first = min(day for values in points.values() for day in values) if points else today
-    by_portfolio: dict[int, list[tuple[datetime, str, Decimal]]] = defaultdict(list)
-    for portfolio_id, created_at, kind, amount in transfers(dict.fromkeys(points, first)):
-        by_portfolio[portfolio_id].append((created_at, kind, amount))
-    by_day: dict[date, dict[int, tuple[Decimal, Decimal]]] = defaultdict(dict)
-    for portfolio_id, values in points.items():
-        dates = sorted(values)
-        flows, _ = book_transfers(dates, by_portfolio[portfolio_id])
-        for day, flow in zip(dates, flows, strict=True):
-            by_day[day][portfolio_id] = (values[day], flow)
-    latest: dict[int, Decimal] = {}
-    series = []
-    for day in sorted(by_day):
-        for portfolio_id, (total, _) in by_day[day].items():
-            latest[portfolio_id] = total
-        series.append((day, money_sum(latest.values()), money_sum(f for _, f in by_day[day].values())))
-    return series
 
 
 def series_time_weighted_return(series) -> Decimal | None:

@@ -111,18 +111,23 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def dashboard_series_view(request: HttpRequest) -> JsonResponse:
-    """The value of all the user's portfolios by day, for the dashboard chart: same shape as the performance API."""
+    """The value of all the user's portfolios, rebuilt on the buckets of a portfolio's chart, for the dashboard
+    chart: the shape of the portfolio history API (`interval_s`, `points` of `time` and `total_value`)."""
     key = request.GET.get("days", "30")
     if key not in selectors.PERFORMANCE_DAYS:
         return JsonResponse({"errors": {"days": [f"Use one of {', '.join(selectors.PERFORMANCE_DAYS)}."]}}, status=400)
     days = selectors.PERFORMANCE_DAYS[key]
-    series = selectors.combined_series(request.user, days, selectors.valuations_for(request.user))
-    twr = selectors.series_time_weighted_return(series)
+    history = selectors.combined_history(selectors.valuations_for(request.user), days=days)
+    twr = selectors.history_time_weighted_return(history)
     return JsonResponse(
         {
             "days": days,
+            "interval_s": int(history.interval.total_seconds()),
             "time_weighted_return": as_str(twr) if twr is not None else None,
-            "series": [{"date": day.isoformat(), "total_value": as_str(value)} for day, value, _ in series],
+            "points": [
+                {"time": point.time.isoformat().replace("+00:00", "Z"), "total_value": as_str(point.total_value)}
+                for point in history.points
+            ],
         }
     )
 

@@ -68,7 +68,7 @@ def test_a_same_day_deposit_is_no_gain_on_the_dashboard_chart(client, alice, ali
     for days in ("7", "all"):
         body = client.get(f"/dashboard/series/?days={days}").json()
         assert body["time_weighted_return"] == "0", days
-        assert body["series"][-1]["total_value"] == "15000"
+        assert body["points"][-1]["total_value"] == "15000"
 
 
 def test_a_deposit_on_a_day_without_a_close_is_booked_at_the_next_point(client, alice, alice_portfolio):
@@ -91,7 +91,7 @@ def test_a_second_portfolio_opened_today_is_money_put_in_on_the_dashboard(client
     PortfolioSnapshot.objects.filter(date=timezone.now().date()).delete()
     log_in(client, alice)
     body = client.get("/dashboard/series/?days=7").json()
-    assert body["series"][-1]["total_value"] == "12500"
+    assert body["points"][-1]["total_value"] == "12500"
     assert body["time_weighted_return"] == "0"
 
 

@@ -497,23 +497,17 @@ def test_dashboard_totals_match_each_portfolio(alice_client, alice, alice_portfo
 
 def test_dashboard_series_sums_portfolios_by_day(alice_client, alice, btc):
     today = timezone.now().date()
-    one = services.create_portfolio(owner=alice, name="One", starting_cash=Decimal(100))
-    two = services.create_portfolio(owner=alice, name="Two", starting_cash=Decimal(50))
-    for portfolio, values in [(one, [90, 95]), (two, [40, None])]:
-        for days_ago, value in zip([2, 1], values, strict=True):
-            if value is not None:
-                PortfolioSnapshot.objects.create(
-                    portfolio=portfolio,
-                    date=today - timedelta(days=days_ago),
-                    cash=0,
-                    market_value=0,
-                    total_value=Decimal(value),
-                )
-    body = alice_client.get("/dashboard/series/?days=7").json()
-    assert body["series"] == [
-        {"date": (today - timedelta(days=2)).isoformat(), "total_value": "130"},
-        {"date": (today - timedelta(days=1)).isoformat(), "total_value": "135"},  # two's 40 carried forward
-        {"date": today.isoformat(), "total_value": "150"},  # live: both at their cash
+    for name, cash, days_ago in [("One", 100, 2), ("Two", 50, 1)]:  # rebuilt from the transfers, no snapshot
+        portfolio = services.create_portfolio(owner=alice, name=name, starting_cash=Decimal(cash))
+        opened = timezone.now() - timedelta(days=days_ago)
+        Portfolio.objects.filter(pk=portfolio.pk).update(created_at=opened)
+        CashTransfer.objects.filter(portfolio=portfolio).update(created_at=opened)
+    body = alice_client.get("/dashboard/series/?days=90").json()
+    assert body["interval_s"] == 86400
+    assert body["points"] == [
+        {"time": f"{today - timedelta(days=2)}T00:00:00Z", "total_value": "100"},  # two not opened yet
+        {"time": f"{today - timedelta(days=1)}T00:00:00Z", "total_value": "150"},
+        {"time": f"{today}T00:00:00Z", "total_value": "150"},  # live: both at their cash
     ]
     assert alice_client.get("/dashboard/series/?days=5y").status_code == 400
 

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal, localcontext
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conftest import PASSWORD
@@ -266,3 +268,116 @@ def test_the_risk_api_and_panel_say_why(client, alice, alice_api, alice_portfoli
     page = client.get(f"/portfolios/{alice_portfolio.pk}/").content.decode()
     assert 'data-testid="risk-missing-volatility">Needs at least 2 daily returns; 1 more after 1 more day' in page
     assert 'data-testid="risk-missing-max_drawdown"' not in page
+
+
+# --- the dashboard: every portfolio rebuilt on the same buckets, summed -----------------------------
+
+
+def _dashboard(client, user, days: str) -> dict:
+    assert client.post("/login/", {"email": user.email, "password": PASSWORD}).status_code == 302
+    response = client.get(f"/dashboard/series/?days={days}")
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+@pytest.fixture
+def two_desks(alice, desk):
+    """The desk (opened 10 days ago) and a second portfolio opened 6 days ago, trading ether on other days."""
+    today = desk["today"]
+    second = services.create_portfolio(owner=alice, name="Second", starting_cash=Decimal("2500.25"))
+    second = _open(second, today - 6 * DAY + 15 * HOUR)
+    _trade(alice, second, "buy", "1.5", price="90.5", coin="ethereum", when=today - 5 * DAY + 2 * HOUR)
+    _trade(alice, second, "sell", "0.25", price="95.125", coin="ethereum", when=today - DAY + 20 * HOUR)
+    _prices("ethereum", {today - 4 * DAY + 12 * HOUR: "91.75", today - 2 * DAY + 3 * HOUR: "97.3"})
+    set_price("ethereum", "99.99")
+    set_price("bitcoin", "260")
+    PortfolioSnapshot.objects.filter(portfolio=second).delete()
+    return list(Portfolio.objects.filter(owner=alice).order_by("created_at"))  # their cash as it stands now
+
+
+@pytest.mark.parametrize("days", ["7", "30", "90", "all"])
+def test_the_dashboard_series_is_each_portfolios_history_summed_bucket_by_bucket(client, alice, two_desks, now, days):
+    body = _dashboard(client, alice, days)
+    key = selectors.PERFORMANCE_DAYS[days]
+    own = [selectors.value_history(portfolio, days=key, now=now) for portfolio in two_desks]
+    expected: dict[datetime, Decimal] = {}
+    with localcontext(CONTEXT):
+        for history in own:
+            for point in history.points:
+                expected[point.time] = expected.get(point.time, Decimal(0)) + point.total_value
+    assert body["interval_s"] == int(own[0].interval.total_seconds())
+    times = [datetime.fromisoformat(point["time"]) for point in body["points"]]
+    assert times == sorted(expected)  # the earlier portfolio's buckets: the later one counts 0 before it opened
+    assert [Decimal(point["total_value"]) for point in body["points"]] == [expected[time] for time in times]
+    live = [selectors.portfolio_valuation(portfolio).total_value for portfolio in two_desks]
+    assert Decimal(body["points"][-1]["total_value"]) == live[0] + live[1]
+    assert all(isinstance(point["total_value"], str) for point in body["points"])
+
+
+def test_the_combined_history_adds_exact_decimals_and_books_each_transfer_in_its_bucket(alice, two_desks, now):
+    first, second = two_desks
+    services.transfer_cash(user=alice, portfolio_id=second.pk, kind="deposit", amount=Decimal("0.000000000000000001"))
+    second.refresh_from_db()
+    history = selectors.combined_history(selectors.valuations_for(alice), days=90, now=now)
+    by_day = {point.time: point for point in history.points}
+    opened = _midnight(first.created_at)
+    assert history.points[0].time == opened
+    assert (by_day[opened].net_flow, by_day[_midnight(second.created_at)].net_flow) == (10_000, Decimal("2500.25"))
+    assert history.points[-1].net_flow == Decimal("0.000000000000000001")
+    assert sum(point.net_flow for point in history.points) == Decimal("12500.250000000000000001")
+    live = [selectors.portfolio_valuation(portfolio) for portfolio in two_desks]
+    assert history.points[-1].total_value == live[0].total_value + live[1].total_value
+    assert history.points[-1].cash == live[0].cash + live[1].cash
+
+
+def test_a_user_whose_only_snapshot_is_today_sees_the_whole_history(client, alice, desk, now):
+    services.take_snapshot(portfolio_id=desk["portfolio"].pk, now=now)
+    assert list(PortfolioSnapshot.objects.values_list("date", flat=True)) == [now.date()]
+    body = _dashboard(client, alice, "90")
+    own = selectors.value_history(desk["portfolio"], days=90, now=now)
+    assert len(body["points"]) == 11  # opened 10 days ago: every day, not one point
+    assert [Decimal(point["total_value"]) for point in body["points"]] == [point.total_value for point in own.points]
+    hourly = _dashboard(client, alice, "7")["points"]
+    assert len(hourly) == 7 * 24 + 1
+
+
+def test_the_dashboard_return_books_transfers_as_money_put_in(client, alice, desk, now):
+    services.transfer_cash(user=alice, portfolio_id=desk["portfolio"].pk, kind="deposit", amount=Decimal(5000))
+    desk["portfolio"].refresh_from_db()
+    body = _dashboard(client, alice, "all")
+    history = selectors.value_history(desk["portfolio"], days=None, now=now)
+    series = [(point.time, point.total_value, point.net_flow) for point in history.points]
+    series.insert(0, (series[0][0] - DAY, Decimal(0), Decimal(0)))  # opened within the range: from 0
+    assert series[1][2] == 10_000
+    assert series[-1][2] == 5000
+    expected = selectors.series_time_weighted_return(series)
+    assert expected is not None
+    assert Decimal(body["time_weighted_return"]) == expected
+
+
+def test_the_dashboard_series_queries_do_not_grow_with_portfolios(client, alice, now, django_assert_num_queries):
+    today = _midnight(now)
+
+    def book(n: int) -> None:
+        portfolio = _open(
+            services.create_portfolio(owner=alice, name=f"Book {n}", starting_cash=Decimal(1000)), today - (n + 3) * DAY
+        )
+        _trade(alice, portfolio, "buy", "0.5", price=str(20 + n), coin=f"coin-{n}", when=today - (n + 1) * DAY)
+        _prices(f"coin-{n}", {today - (n + 1) * DAY + HOUR: str(21 + n), now - HOUR: str(22 + n)})
+
+    book(0)
+    valuations = selectors.valuations_for(alice)
+    with django_assert_num_queries(4):  # trades, transfers, prices before the range, prices in it
+        one = selectors.combined_history(valuations, days=30, now=now)
+    assert client.post("/login/", {"email": alice.email, "password": PASSWORD}).status_code == 302
+    client.get("/dashboard/series/?days=30")  # warm: the device session is touched on the first request
+    with CaptureQueriesContext(connection) as single:
+        client.get("/dashboard/series/?days=30")
+    for n in range(1, 5):
+        book(n)
+    valuations = selectors.valuations_for(alice)
+    with django_assert_num_queries(4):
+        five = selectors.combined_history(valuations, days=30, now=now)
+    with django_assert_num_queries(len(single.captured_queries)):
+        client.get("/dashboard/series/?days=30")
+    assert len(five.points) > len(one.points) > 24  # the oldest book opened earlier: more hours

@@ -1,7 +1,7 @@
 // Portfolio value charts (the dashboard's total, a portfolio's value history) with a range switch.
-// Each chart is a [data-series-url] element answering either {points: [{time, total_value}], interval_s,
-// time_weighted_return} (a portfolio: one point per bucket, rebuilt from its trades) or {series: [{date,
-// total_value}], time_weighted_return} (the dashboard: daily). Times are fed as UTC seconds, so the axis is a
+// Each chart is a [data-series-url] element answering {points: [{time, total_value}], interval_s,
+// time_weighted_return}: one point per bucket (hourly or daily), rebuilt from trades, transfers and stored prices
+// (a portfolio's, or the dashboard's sum of every portfolio). Times are fed as UTC seconds, so the axis is a
 // real time axis. Colours come from the theme (static/js/charts.js) and follow the toggle without a reload.
 (function () {
   "use strict";
@@ -37,17 +37,11 @@
     return { lineColor: colors.accent, topColor: colors.fill, bottomColor: "transparent" };
   }
 
-  // [{time: UTC seconds, value}] and the seconds between points, from either answer.
+  // [{time: UTC seconds, value}] and the seconds between points.
   function points(body) {
-    if (body.points) {
-      return {
-        interval: body.interval_s || DAY_S,
-        data: body.points.map(function (p) { return { time: Math.floor(Date.parse(p.time) / 1000), value: Number(p.total_value) }; })
-      };
-    }
     return {
-      interval: DAY_S,
-      data: body.series.map(function (p) { return { time: Math.floor(Date.parse(p.date + "T00:00:00Z") / 1000), value: Number(p.total_value) }; })
+      interval: body.interval_s || DAY_S,
+      data: body.points.map(function (p) { return { time: Math.floor(Date.parse(p.time) / 1000), value: Number(p.total_value) }; })
     };
   }
 
