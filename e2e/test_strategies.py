@@ -29,6 +29,10 @@ CHART_CANVASES = """
 (chart) => [...chart.querySelectorAll("canvas")].map((canvas) => [canvas.width, canvas.height])
 """
 FORM_DATA = "(form) => [...new FormData(form).entries()]"
+ARM_SETTLED = """() => {
+  window.kindSwapped = new Promise((resolve) => document.body.addEventListener("htmx:afterSettle", resolve, { once: true }));
+}"""
+SETTLED = "() => window.kindSwapped.then(() => true)"
 
 
 def signed_pct(value) -> str:
@@ -71,7 +75,11 @@ def test_create_strategy_and_backtest_it(
     form.get_by_label("Name", exact=True).fill(NAME)
     form.get_by_label("Coin").select_option(label="Bitcoin · BTC")
     form.get_by_label("Timeframe").select_option("1d")
+    # Choosing a kind swaps its parameter inputs in: filling them before that swap lands would be undone by it,
+    # even when the kind chosen is the one already shown.
+    page.evaluate(ARM_SETTLED)
     form.get_by_label("Strategy kind").select_option("sma_crossover")
+    page.evaluate(SETTLED)
     expect(page.get_by_test_id("params")).to_have_attribute("data-kind", "sma_crossover")
     fast, slow = form.get_by_label("Fast"), form.get_by_label("Slow")
     fast.fill("40")
