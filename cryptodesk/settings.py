@@ -72,6 +72,8 @@ INSTALLED_APPS = [
     "market",
     "portfolios",
     "strategies",
+    "channels",  # plain channels: the project's own runserver stays in charge of `make run`
+    "cryptodesk.realtime",
 ]
 
 MIDDLEWARE = [
@@ -402,6 +404,37 @@ MARKET_HISTORY_TOP_N = env_int("MARKET_HISTORY_TOP_N", default=20, minimum=1)
 MARKET_KEEP_FINE_DAYS = env_int("MARKET_KEEP_FINE_DAYS", default=2, minimum=1)
 MARKET_KEEP_HOURLY_DAYS = env_int("MARKET_KEEP_HOURLY_DAYS", default=90, minimum=2)
 DEMO_TICKER = env_bool("DEMO_TICKER", default=DEBUG)  # the demo's prices move; real quotes are never touched
+
+# --- real time ---------------------------------------------------------------------------------
+# One socket, /ws/v1/ (cryptodesk/realtime, docs/realtime.md). Redis layer whenever REDIS_URL is set, under its own
+# key prefix so the cache's keys and the layer's never meet; in-memory otherwise (one process, `make run`).
+WS_CHANNEL_PREFIX = os.environ.get("WS_CHANNEL_PREFIX", "cryptodesk-ws")
+# a slow socket holds at most this many undelivered messages; more are dropped (prices coalesce per coin anyway)
+WS_CHANNEL_CAPACITY = env_int("WS_CHANNEL_CAPACITY", default=1000, minimum=10)
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": WS_CHANNEL_PREFIX,
+                "capacity": WS_CHANNEL_CAPACITY,
+                "expiry": 60,
+                "group_expiry": 86400,
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": WS_CHANNEL_CAPACITY}}
+    }
+WS_MAX_SOCKETS_PER_USER = env_int("WS_MAX_SOCKETS_PER_USER", default=10, minimum=1)
+WS_AUTH_TIMEOUT_MS = env_int("WS_AUTH_TIMEOUT_MS", default=5000, minimum=1)  # no auth by then: close 4408
+WS_SESSION_CHECK_MS = env_int("WS_SESSION_CHECK_MS", default=5000, minimum=1)  # a revoked session closes 4401
+WS_MESSAGES_PER_WINDOW = env_int("WS_MESSAGES_PER_WINDOW", default=20, minimum=1)  # more: close 4429
+WS_MESSAGE_WINDOW_MS = env_int("WS_MESSAGE_WINDOW_MS", default=10_000, minimum=1)
+WS_MAX_FRAME_BYTES = env_int("WS_MAX_FRAME_BYTES", default=64 * 1024, minimum=1024)  # larger: close 1009
+WS_MAX_COINS = 250
 
 # --- i18n, static -------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

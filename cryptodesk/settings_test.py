@@ -21,3 +21,7 @@ STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.s
 # Each xdist worker gets its own cache namespace so parallel runs never see each other's counters.
 if "KEY_PREFIX" in CACHES["default"]:
     CACHES["default"]["KEY_PREFIX"] = f"cryptodesk-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+# Sockets: each xdist worker has its own channel-layer namespace; short waits keep the socket tests fast.
+WS_CHANNEL_PREFIX = f"cryptodesk-ws-test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+if "prefix" in CHANNEL_LAYERS["default"].get("CONFIG", {}):  # noqa: F405
+    CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = WS_CHANNEL_PREFIX  # noqa: F405

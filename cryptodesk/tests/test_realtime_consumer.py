@@ -1,0 +1,155 @@
+"""The socket's consumer in-process (asgiref's ApplicationCommunicator: channels' own testing package needs
+daphne), on whichever channel layer is configured: the in-memory one of `make run`, or Redis.
+"""
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import async_to_sync
+from asgiref.testing import ApplicationCommunicator
+from django.db import transaction
+
+from conftest import api_for, make_user
+from cryptodesk.asgi import application
+from cryptodesk.realtime.consumers import DeskConsumer
+from market.coingecko import MarketRow
+from market.services import sync_markets
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _row(coin_id: str, price: str, *, minute: int) -> MarketRow:
+    return MarketRow(
+        id=coin_id,
+        symbol=coin_id[:3],
+        name=coin_id.title(),
+        image="",
+        current_price=Decimal(price),
+        market_cap=None,
+        total_volume=None,
+        price_change_percentage_24h=None,
+        market_cap_rank=1,
+        high_24h=None,
+        low_24h=None,
+        last_updated=datetime(2026, 11, 22, 10, minute, tzinfo=UTC),
+    )
+
+
+class _Provider:
+    calls = 1
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def markets(self, *, per_page: int):
+        return self.rows, {}
+
+
+def _sync(*rows) -> None:
+    sync_markets(client=_Provider(list(rows)), follow_up=False)
+
+
+class Socket(ApplicationCommunicator):
+    def __init__(self):
+        scope = {"type": "websocket", "path": "/ws/v1/", "headers": [], "query_string": b"", "subprotocols": []}
+        super().__init__(application, scope)
+
+    async def connect(self) -> None:
+        await self.send_input({"type": "websocket.connect"})
+        assert (await self.receive_output(timeout=2))["type"] == "websocket.accept"
+
+    async def send_json_to(self, message: dict) -> None:
+        await self.send_input({"type": "websocket.receive", "text": json.dumps(message)})
+
+    async def receive_json_from(self) -> dict:
+        event = await self.receive_output(timeout=2)
+        assert event["type"] == "websocket.send", event
+        return json.loads(event["text"])
+
+    async def disconnect(self) -> None:
+        await self.send_input({"type": "websocket.disconnect", "code": 1000})
+        await self.wait(timeout=2)
+
+
+async def _open(access: str) -> Socket:
+    communicator = Socket()
+    await communicator.connect()
+    await communicator.send_json_to({"type": "auth", "token": access})
+    assert (await communicator.receive_json_from())["type"] == "authenticated"
+    return communicator
+
+
+def test_prices_reach_the_socket_after_commit_and_never_from_a_rollback():
+    user = make_user("carol@example.com")
+    access = api_for(user).tokens.access
+    _sync(_row("bitcoin", "100", minute=0))
+
+    async def scenario(sync) -> list[dict]:
+        communicator = await _open(access)
+        await communicator.send_json_to({"type": "subscribe", "channel": "prices", "coins": ["bitcoin"]})
+        assert (await communicator.receive_json_from())["type"] == "subscribed"
+        await sync()
+        heard = []
+        while not await communicator.receive_nothing(timeout=0.5):
+            heard.append(await communicator.receive_json_from())
+        await communicator.disconnect()
+        return heard
+
+    def rolled_back() -> None:
+        with transaction.atomic():
+            _sync(_row("bitcoin", "200", minute=1))
+            transaction.set_rollback(True)
+
+    from asgiref.sync import sync_to_async
+
+    assert async_to_sync(scenario)(sync_to_async(rolled_back)) == []
+    heard = async_to_sync(scenario)(sync_to_async(lambda: _sync(_row("bitcoin", "300.5", minute=2))))
+    assert heard == [
+        {
+            "type": "price",
+            "coin": "bitcoin",
+            "price": "300.5",
+            "change_24h": None,
+            "as_of": "2026-11-22T10:02:00Z",
+            "source": "coingecko",
+        }
+    ]
+
+
+def test_a_slow_socket_gets_the_newest_tick_per_coin_not_a_backlog():
+    consumer = DeskConsumer()
+    consumer.closing = False
+    consumer.all_prices = True
+    consumer.coins = set()
+    consumer.pending = {}
+    consumer.sent_as_of = {}
+    consumer.flusher = None
+    sent: list[tuple[str, str]] = []
+
+    async def send_json(message: dict) -> None:
+        sent.append((message["coin"], message["price"]))
+        await asyncio.sleep(0)
+
+    consumer.send_json = send_json
+
+    def tick(coin: str, price: str, minute: int) -> dict:
+        return {
+            "type": "price.update",
+            "message": {"coin": coin, "price": price, "as_of": f"2026-11-22T10:{minute:02}:00Z"},
+        }
+
+    async def scenario() -> None:
+        for minute, price in enumerate(["1", "2", "3"]):
+            await consumer.price_update(tick("bitcoin", price, minute))
+        await consumer.price_update(tick("ethereum", "10", 0))
+        await consumer.flusher
+        await consumer.price_update(tick("bitcoin", "2", 1))  # older than the one delivered: dropped
+        await consumer.price_update(tick("bitcoin", "4", 3))
+        await consumer.flusher
+
+    async_to_sync(scenario)()
+    assert sent == [("bitcoin", "3"), ("ethereum", "10"), ("bitcoin", "4")]
+    assert json.dumps(consumer.pending) == "{}"
