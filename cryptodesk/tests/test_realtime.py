@@ -7,7 +7,6 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -22,8 +21,7 @@ from websockets.sync.client import connect
 
 from accounts.services import revoke_sessions
 from conftest import PASSWORD, api_for, make_user
-from market.coingecko import MarketRow
-from market.services import sync_markets
+from cryptodesk.tests.market_sync import market_row, sync_rows
 from portfolios.models import Portfolio
 
 BASE_DIR = Path(settings.BASE_DIR)
@@ -120,39 +118,6 @@ def _token_socket(ws_server, user, **options):
         yield ws
 
 
-def _row(coin_id: str, price: str, change: str, *, minute: int = 0) -> MarketRow:
-    return MarketRow(
-        id=coin_id,
-        symbol=coin_id[:3],
-        name=coin_id.title(),
-        image="",
-        current_price=Decimal(price),
-        market_cap=None,
-        total_volume=None,
-        price_change_percentage_24h=Decimal(change),
-        market_cap_rank=1,
-        high_24h=None,
-        low_24h=None,
-        last_updated=datetime(2026, 11, 22, 10, minute, tzinfo=UTC),
-    )
-
-
-class _Provider:
-    """Stands in for CoinGecko: the sync itself (write, commit, hooks) is the real one."""
-
-    calls = 1
-
-    def __init__(self, rows: list[MarketRow]):
-        self.rows = rows
-
-    def markets(self, *, per_page: int):
-        return self.rows, {}
-
-
-def _sync(*rows: MarketRow) -> None:
-    sync_markets(client=_Provider(list(rows)), follow_up=False)
-
-
 @pytest.fixture
 def alice():
     return make_user("alice@example.com", display_name="Alice", email_verified=True)
@@ -165,7 +130,7 @@ def bob():
 
 @pytest.fixture
 def coins():
-    _sync(_row("bitcoin", "86000.5", "1.25"), _row("ethereum", "3000", "-2.5"))
+    sync_rows(market_row("bitcoin", "86000.5", "1.25"), market_row("ethereum", "3000", "-2.5"))
 
 
 def test_token_auth_then_ping_pong(ws_server, alice):
@@ -238,7 +203,7 @@ def test_revoking_the_session_closes_the_socket_4401(ws_server, alice):
         assert _ask(other, {"type": "ping"}) == {"type": "pong"}  # another session of hers lives on
 
 
-def test_price_heard_within_a_second_of_a_committed_sync(ws_server, alice, coins):
+def test_price_heard_within_a_second_of_a_committedsync_rows(ws_server, alice, coins):
     with _token_socket(ws_server, alice) as ws:
         assert _ask(ws, {"type": "subscribe", "channel": "prices", "coins": ["bitcoin"]}) == {
             "type": "subscribed",
@@ -246,7 +211,9 @@ def test_price_heard_within_a_second_of_a_committed_sync(ws_server, alice, coins
             "coins": ["bitcoin"],
         }
         started = time.monotonic()
-        _sync(_row("bitcoin", "87000.12345678", "2.5", minute=5), _row("ethereum", "3100", "1", minute=5))
+        sync_rows(
+            market_row("bitcoin", "87000.12345678", "2.5", minute=5), market_row("ethereum", "3100", "1", minute=5)
+        )
         message = json.loads(ws.recv(timeout=1))
         assert time.monotonic() - started < 1
         assert message == {
@@ -265,7 +232,7 @@ def test_every_coin_subscription_hears_each_coin_once(ws_server, alice, coins):
     with _token_socket(ws_server, alice) as ws:
         assert _ask(ws, {"type": "subscribe", "channel": "prices", "coins": "*"})["coins"] == "*"
         assert _ask(ws, {"type": "subscribe", "channel": "prices", "coins": ["bitcoin"]})["type"] == "subscribed"
-        _sync(_row("bitcoin", "1", "0", minute=10), _row("ethereum", "2", "0", minute=10))
+        sync_rows(market_row("bitcoin", "1", "0", minute=10), market_row("ethereum", "2", "0", minute=10))
         heard = [json.loads(ws.recv(timeout=1)) for _ in range(2)]
         assert sorted(message["coin"] for message in heard) == ["bitcoin", "ethereum"]
         with pytest.raises(TimeoutError):
@@ -302,7 +269,7 @@ def test_unknown_coins_are_named_and_nothing_is_subscribed(ws_server, alice, coi
     with _token_socket(ws_server, alice) as ws:
         reply = _ask(ws, {"type": "subscribe", "channel": "prices", "coins": ["bitcoin", "dogecoin2"]})
         assert reply["errors"] == {"coins": ["unknown coin: dogecoin2"]}
-        _sync(_row("bitcoin", "5", "0", minute=30))
+        sync_rows(market_row("bitcoin", "5", "0", minute=30))
         with pytest.raises(TimeoutError):
             ws.recv(timeout=0.5)
 

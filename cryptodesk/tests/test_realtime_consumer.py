@@ -4,8 +4,6 @@ daphne), on whichever channel layer is configured: the in-memory one of `make ru
 
 import asyncio
 import json
-from datetime import UTC, datetime
-from decimal import Decimal
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -15,41 +13,9 @@ from django.db import transaction
 from conftest import api_for, make_user
 from cryptodesk.asgi import application
 from cryptodesk.realtime.consumers import DeskConsumer
-from market.coingecko import MarketRow
-from market.services import sync_markets
+from cryptodesk.tests.market_sync import market_row, sync_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _row(coin_id: str, price: str, *, minute: int) -> MarketRow:
-    return MarketRow(
-        id=coin_id,
-        symbol=coin_id[:3],
-        name=coin_id.title(),
-        image="",
-        current_price=Decimal(price),
-        market_cap=None,
-        total_volume=None,
-        price_change_percentage_24h=None,
-        market_cap_rank=1,
-        high_24h=None,
-        low_24h=None,
-        last_updated=datetime(2026, 11, 22, 10, minute, tzinfo=UTC),
-    )
-
-
-class _Provider:
-    calls = 1
-
-    def __init__(self, rows):
-        self.rows = rows
-
-    def markets(self, *, per_page: int):
-        return self.rows, {}
-
-
-def _sync(*rows) -> None:
-    sync_markets(client=_Provider(list(rows)), follow_up=False)
 
 
 class Socket(ApplicationCommunicator):
@@ -85,7 +51,7 @@ async def _open(access: str) -> Socket:
 def test_prices_reach_the_socket_after_commit_and_never_from_a_rollback():
     user = make_user("carol@example.com")
     access = api_for(user).tokens.access
-    _sync(_row("bitcoin", "100", minute=0))
+    sync_rows(market_row("bitcoin", "100", minute=0))
 
     async def scenario(sync) -> list[dict]:
         communicator = await _open(access)
@@ -100,13 +66,13 @@ def test_prices_reach_the_socket_after_commit_and_never_from_a_rollback():
 
     def rolled_back() -> None:
         with transaction.atomic():
-            _sync(_row("bitcoin", "200", minute=1))
+            sync_rows(market_row("bitcoin", "200", minute=1))
             transaction.set_rollback(True)
 
     from asgiref.sync import sync_to_async
 
     assert async_to_sync(scenario)(sync_to_async(rolled_back)) == []
-    heard = async_to_sync(scenario)(sync_to_async(lambda: _sync(_row("bitcoin", "300.5", minute=2))))
+    heard = async_to_sync(scenario)(sync_to_async(lambda: sync_rows(market_row("bitcoin", "300.5", minute=2))))
     assert heard == [
         {
             "type": "price",
