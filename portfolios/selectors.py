@@ -586,6 +586,21 @@ def holding_row(holding: Holding) -> HoldingRow:
     return HoldingRow(holding, price, quote.last_updated if quote else None, value, unrealized, pct)
 
 
+def cash_and_values(portfolio_ids) -> list[Valuation]:
+    """Cash and market value of the given portfolios, in two queries whatever their number (no P&L split, no day
+    change): what the live socket sends after a price write."""
+    valuations = {
+        portfolio.pk: Valuation(portfolio=portfolio, cash=portfolio.cash)
+        for portfolio in Portfolio.objects.filter(pk__in=list(portfolio_ids)).only("pk", "owner_id", "cash")
+    }
+    holdings = Holding.objects.filter(portfolio_id__in=list(valuations), quantity__gt=0).select_related(
+        "coin", "coin__quote"
+    )
+    for holding in holdings.order_by("portfolio_id", "coin_id"):
+        _add_row(valuations[holding.portfolio_id], holding_row(holding))
+    return list(valuations.values())
+
+
 def valuations_for(user) -> list[Valuation]:
     """Every portfolio of the user, valued in three queries whatever their number: portfolios with their last
     close, holdings, and the transfers since each close."""

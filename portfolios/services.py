@@ -24,7 +24,7 @@ from cryptodesk.outbox import apply_async_on_commit, enqueue_on_commit
 from market import selectors as market_selectors
 from market.models import Coin, Quote
 
-from . import pricing
+from . import pricing, signals
 from .models import (
     Alert,
     CashTransfer,
@@ -131,7 +131,7 @@ def create_portfolio(*, owner, name: str, starting_cash: Decimal, base_currency:
     )
     if starting_cash > 0:
         CashTransfer.objects.create(portfolio=portfolio, kind=CashTransfer.Kind.DEPOSIT, amount=starting_cash)
-    _snapshot_after_commit(portfolio.pk)
+    _portfolio_changed(portfolio.pk)
     return portfolio
 
 
@@ -180,7 +180,7 @@ def transfer_cash(
     if key_row is not None:
         key_row.transfer = transfer
         key_row.save(update_fields=["transfer"])
-    _snapshot_after_commit(portfolio.pk)
+    _portfolio_changed(portfolio.pk)
     return transfer, True
 
 
@@ -293,7 +293,7 @@ def _record_fill(order: Order, fill: Fill, *, now: datetime) -> Trade:
         realized_pnl=fill.realized_pnl,
         executed_at=now,
     )
-    _snapshot_after_commit(order.portfolio_id)
+    _portfolio_changed(order.portfolio_id)
     return trade
 
 
@@ -434,6 +434,7 @@ def place_order(
     if key_row is not None:
         key_row.order = order
         key_row.save(update_fields=["order"])
+    signals.order_changed.send(sender=Order, order=order)
     return order, True
 
 
@@ -464,6 +465,7 @@ def cancel_order(*, user, order_id) -> Order:
     order.cancelled_at = timezone.now()
     order.reserved = Decimal(0)
     order.save(update_fields=["status", "cancelled_at", "reserved"])
+    signals.order_changed.send(sender=Order, order=order)
     return order
 
 
@@ -513,6 +515,7 @@ def _fill_crossed(order_id) -> bool:
     holding.updated_at = now
     holding.save()
     _record_fill(order, fill, now=now)
+    signals.order_changed.send(sender=Order, order=order)
     return True
 
 
@@ -531,6 +534,7 @@ def _reject(order_id, *, reason: str) -> None:
         order.reject_reason = reason[: Order._meta.get_field("reject_reason").max_length]
         order.reserved = Decimal(0)
         order.save(update_fields=["status", "reject_reason", "reserved"])
+        signals.order_changed.send(sender=Order, order=order)
 
 
 def fill_limit_orders(*, coin_ids: list[str] | None = None) -> int:
@@ -550,10 +554,12 @@ def fill_limit_orders(*, coin_ids: list[str] | None = None) -> int:
 # --- snapshots ------------------------------------------------------------------------------------
 
 
-def _snapshot_after_commit(portfolio_id) -> None:
+def _portfolio_changed(portfolio_id) -> None:
+    """Its cash or holdings moved: today's snapshot is taken again and the change announced, both after commit."""
     from .tasks import take_snapshot_task
 
     enqueue_on_commit(take_snapshot_task, portfolio_id)
+    signals.portfolio_changed.send(sender=Portfolio, portfolio_id=portfolio_id)
 
 
 def take_snapshot(*, portfolio_id, now: datetime | None = None) -> PortfolioSnapshot | None:
@@ -659,6 +665,7 @@ def notify_alert(alert: Alert, quote: Quote) -> Notification:
     notification = Notification.objects.create(
         user=alert.owner, kind="alert", title=title, body=body + ".", link=f"/markets/{alert.coin_id}/"
     )
+    signals.notification_created.send(sender=Notification, notification=notification)
     if alert.notify_email and alert.owner.email_verified:
         from .tasks import send_alert_email_task
 

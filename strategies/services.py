@@ -20,7 +20,7 @@ from portfolios import pricing
 from portfolios import services as portfolio_services
 from portfolios.models import Holding, Order, Portfolio
 
-from . import selectors
+from . import selectors, signals
 from .engine import backtest as engine
 from .engine import convert, metrics
 from .engine.kinds import KINDS, TIMEFRAMES, ParamError, validate
@@ -172,6 +172,7 @@ def queue_backtest(
     from .tasks import run_backtest_task
 
     enqueue_on_commit(run_backtest_task, str(backtest.pk))
+    _backtests_changed([backtest.pk])
     return backtest
 
 
@@ -189,10 +190,16 @@ def _uncovered_range(strategy: Strategy, coverage: selectors.Coverage) -> FieldE
     )
 
 
+def _backtests_changed(backtest_ids: list) -> None:
+    if backtest_ids:
+        signals.backtest_changed.send(sender=Backtest, backtest_ids=list(backtest_ids))
+
+
 def _progress(backtest_id, value: int) -> None:
-    Backtest.objects.filter(pk=backtest_id, status=Backtest.Status.RUNNING).update(
+    if Backtest.objects.filter(pk=backtest_id, status=Backtest.Status.RUNNING).update(
         progress=value, heartbeat_at=timezone.now()
-    )
+    ):
+        _backtests_changed([backtest_id])
 
 
 def _sample(rows: list, limit: int) -> list:
@@ -211,6 +218,7 @@ def run_backtest(backtest_id) -> Backtest | None:
         status=Backtest.Status.RUNNING, started_at=now, heartbeat_at=now, progress=5, attempts=F("attempts") + 1
     ):
         return None  # another worker has it, or it is done
+    _backtests_changed([backtest_id])
     backtest = Backtest.objects.select_related("coin").get(pk=backtest_id)
     try:
         _run(backtest)
@@ -226,6 +234,7 @@ def _fail(backtest_id, reason: str) -> None:
     Backtest.objects.filter(pk=backtest_id).update(
         status=Backtest.Status.FAILED, error=reason, finished_at=timezone.now()
     )
+    _backtests_changed([backtest_id])
 
 
 def reap_backtests(*, now: datetime | None = None) -> dict[str, int]:
@@ -234,7 +243,8 @@ def reap_backtests(*, now: datetime | None = None) -> dict[str, int]:
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=BACKTEST_TIME_LIMIT_S + BACKTEST_REAP_MARGIN_S)
     stuck = Backtest.objects.filter(status=Backtest.Status.RUNNING, started_at__lt=cutoff)
-    failed = stuck.filter(attempts__gte=BACKTEST_MAX_ATTEMPTS).update(
+    worn_out = list(stuck.filter(attempts__gte=BACKTEST_MAX_ATTEMPTS).values_list("pk", flat=True))
+    failed = Backtest.objects.filter(pk__in=worn_out, status=Backtest.Status.RUNNING).update(
         status=Backtest.Status.FAILED,
         finished_at=now,
         error=(
@@ -252,6 +262,8 @@ def reap_backtests(*, now: datetime | None = None) -> dict[str, int]:
         ):
             requeued += 1
             enqueue_on_commit(run_backtest_task, str(backtest_id))
+            _backtests_changed([backtest_id])
+    _backtests_changed(worn_out if failed else [])
     if requeued or failed:
         logger.warning("reaped backtests whose worker stopped: %d requeued, %d failed", requeued, failed)
     return {"requeued": requeued, "failed": failed}
@@ -325,6 +337,7 @@ def _run(backtest: Backtest) -> None:
         trades=trades,
         finished_at=timezone.now(),
     )
+    _backtests_changed([backtest.pk])
 
 
 def kinds_catalogue() -> list[dict]:

@@ -3,16 +3,17 @@
 import asyncio
 import json
 import logging
+import uuid
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import groups
+from . import groups, publish
 from .auth import TokenRejected, cookie_identity, session_is_live, token_identity
 from .limits import MessageRate, claim_socket, release_socket
 from .messages import error_message
-from .selectors import owns_portfolio, unknown_coin_ids
+from .selectors import owned_backtest, owns_portfolio, unknown_coin_ids
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +44,15 @@ class DeskConsumer(AsyncWebsocketConsumer):
         self.coins: set[str] = set()
         self.all_prices = False
         self.portfolios: set[int] = set()
-        self.pending: dict[str, dict] = {}  # the newest undelivered price per coin: a slow socket gets no backlog
+        self.backtests: set[str] = set()
+        self.notifications = False
+        # the newest undelivered message per coin, portfolio or backtest: a slow socket gets no backlog
+        self.pending: dict[tuple[str, str], dict] = {}
         self.sent_as_of: dict[str, str] = {}
         self.flusher: asyncio.Task | None = None
         self.watcher: asyncio.Task | None = None
         self.rate = MessageRate(limit=settings.WS_MESSAGES_PER_WINDOW, window_s=settings.WS_MESSAGE_WINDOW_MS / 1000)
+        publish.serving_loop_is(asyncio.get_running_loop())
         await self.accept()
         identity = await cookie_identity(self.scope)
         if identity is not None:
@@ -134,16 +139,19 @@ class DeskConsumer(AsyncWebsocketConsumer):
         channel = message.get("channel")
         if channel not in CHANNELS:
             raise BadMessage(f"Unknown channel. Channels: {', '.join(CHANNELS)}.", {"channel": ["unknown"]})
+        now = None  # the state to send right after `subscribed`, for channels that have one
         if channel == "prices":
             reply = await self.change_prices(message.get("coins"), join=join)
         elif channel == "notifications":
-            await self._group(groups.notifications(self.user.pk), join=join)
+            self.notifications = join
             reply = {}
         elif channel == "portfolio":
             reply = await self.change_portfolio(message.get("portfolio"), join=join)
         else:
-            raise BadMessage("Backtest progress is not available on the socket yet.", {"channel": ["unavailable"]})
+            reply, now = await self.change_backtest(message.get("backtest"), join=join)
         await self.send_json({"type": "subscribed" if join else "unsubscribed", "channel": channel, **reply})
+        if now is not None:
+            await self.send_json(now)  # where it stands: a change just before the subscription is not missed
 
     async def change_prices(self, coins, *, join: bool) -> dict:
         if coins == "*":
@@ -180,13 +188,28 @@ class DeskConsumer(AsyncWebsocketConsumer):
                 "No such portfolio.", {"portfolio": ["not found"]}
             )  # others' are "not found", as in the API
         if join:
-            self.portfolios.add(portfolio_id)
-        elif portfolio_id not in self.portfolios:
-            return {"portfolio": portfolio_id}
+            self.portfolios.add(portfolio_id)  # its orders and values come through the owner's group
         else:
             self.portfolios.discard(portfolio_id)
-        await self._group(groups.portfolio(portfolio_id), join=join)
         return {"portfolio": portfolio_id}
+
+    async def change_backtest(self, backtest_id, *, join: bool) -> tuple[dict, dict | None]:
+        try:
+            backtest_id = str(uuid.UUID(backtest_id)) if isinstance(backtest_id, str) else None
+        except ValueError:
+            backtest_id = None
+        if backtest_id is None:
+            raise BadMessage("`backtest` is a backtest id.", {"backtest": ["a backtest id"]})
+        if not join:
+            self.backtests.discard(backtest_id)
+            await self._group(groups.backtest(backtest_id), join=False)
+            return {"backtest": backtest_id}, None
+        now = await database_sync_to_async(owned_backtest)(self.user, backtest_id)
+        if now is None:
+            raise BadMessage("No such backtest.", {"backtest": ["not found"]})  # others' are "not found"
+        self.backtests.add(backtest_id)
+        await self._group(groups.backtest(backtest_id), join=True)
+        return {"backtest": backtest_id}, now
 
     async def _group(self, group: str, *, join: bool) -> None:
         if join and group not in self.joined:
@@ -203,6 +226,7 @@ class DeskConsumer(AsyncWebsocketConsumer):
             await self.shut(TOO_MANY)
             return False
         self.user, self.session_id, self.counted = user, session_id, True
+        await self._group(groups.user(user.pk), join=True)
         self.watcher = asyncio.create_task(self._close_when_session_ends())
         return True
 
@@ -228,13 +252,35 @@ class DeskConsumer(AsyncWebsocketConsumer):
             return
         if self.sent_as_of.get(coin_id, "") >= message["as_of"]:
             return  # heard through both its coin's group and the every-coin group, or older than one sent
-        self.pending[coin_id] = message  # a newer tick replaces one not yet delivered
+        self._coalesce(("price", coin_id), message)
+
+    async def portfolio_update(self, event: dict) -> None:
+        message = event["message"]
+        if not self.closing and message["portfolio"] in self.portfolios:
+            self._coalesce(("portfolio", str(message["portfolio"])), message)
+
+    async def backtest_update(self, event: dict) -> None:
+        message = event["message"]
+        if not self.closing and message["backtest"] in self.backtests:
+            self._coalesce(("backtest", message["backtest"]), message)
+
+    async def order_update(self, event: dict) -> None:
+        if not self.closing:  # every order of the socket's user, whatever it subscribed to: a bot hears its fills
+            await self.send_json(event["message"])  # every status change counts: never coalesced
+
+    async def notification_update(self, event: dict) -> None:
+        if not self.closing and self.notifications:
+            await self.send_json(event["message"])
+
+    def _coalesce(self, key: tuple[str, str], message: dict) -> None:
+        self.pending[key] = message  # a newer message replaces one not yet delivered
         if self.flusher is None or self.flusher.done():
             self.flusher = asyncio.create_task(self._flush())
 
     async def _flush(self) -> None:
         while self.pending and not self.closing:
-            coin_id = next(iter(self.pending))
-            message = self.pending.pop(coin_id)
-            self.sent_as_of[coin_id] = message["as_of"]
+            key = next(iter(self.pending))
+            message = self.pending.pop(key)
+            if key[0] == "price":
+                self.sent_as_of[key[1]] = message["as_of"]
             await self.send_json(message)

@@ -1,4 +1,5 @@
-"""Channel-layer group names: one per coin for prices, one for every coin, one per user for notifications."""
+"""Channel-layer group names: one per coin for prices (and one for every coin), one per user for orders,
+portfolio values and notifications, one per backtest."""
 
 import re
 
@@ -13,9 +14,11 @@ def prices(coin_id: str) -> str | None:
     return name if _VALID.match(name) else None
 
 
-def notifications(user_id) -> str:
-    return f"notifications.{int(user_id)}"
+def user(user_id) -> str:
+    """Every authenticated socket of the user: its orders (every socket passes them on), portfolio values and
+    notifications (passed on where subscribed)."""
+    return f"user.{int(user_id)}"
 
 
-def portfolio(portfolio_id) -> str:
-    return f"portfolio.{int(portfolio_id)}"
+def backtest(backtest_id) -> str:
+    return f"backtest.{backtest_id}"

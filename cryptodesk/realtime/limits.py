@@ -10,14 +10,14 @@ from django.core.cache import cache
 _COUNT_TTL_S = 6 * 3600  # a process that died without closing its sockets leaves counts that expire
 
 
-def _key(user_id) -> str:
+def socket_count_key(user_id) -> str:
     return f"ws:sockets:{user_id}"
 
 
 @database_sync_to_async
 def claim_socket(user_id) -> bool:
     """Count one more open socket for the user; False (and nothing counted) past WS_MAX_SOCKETS_PER_USER."""
-    key = _key(user_id)
+    key = socket_count_key(user_id)
     cache.add(key, 0, timeout=_COUNT_TTL_S)
     try:
         count = cache.incr(key)
@@ -41,7 +41,7 @@ def _release(key: str) -> None:
 
 @database_sync_to_async
 def release_socket(user_id) -> None:
-    _release(_key(user_id))
+    _release(socket_count_key(user_id))
 
 
 class MessageRate:

@@ -28,3 +28,17 @@ def error_message(detail: str, errors: dict | None = None) -> dict:
     if errors:
         message["errors"] = errors
     return message
+
+
+def portfolio_message(valuation, *, as_of: datetime) -> dict:
+    return {
+        "type": "portfolio",
+        "portfolio": valuation.portfolio.pk,
+        "cash": as_str(valuation.cash),
+        "total_value": as_str(valuation.total_value),
+        "as_of": iso_utc(as_of),
+    }
+
+
+def backtest_message(backtest_id, status: str, progress: int) -> dict:
+    return {"type": "backtest", "backtest": str(backtest_id), "status": status, "progress": progress}

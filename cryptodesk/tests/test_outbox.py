@@ -181,6 +181,7 @@ def test_price_hooks_keep_their_tasks_when_the_broker_is_down(broker, db, caplog
     hooks.publish(hooks.PricesUpdated(coin_ids=("bitcoin",), as_of=timezone.now(), source="coingecko"))
 
     assert sorted(OutboxMessage.objects.values_list("task_name", "args")) == [
+        ("cryptodesk.realtime.tasks.publish_portfolio_values_task", [["bitcoin"]]),
         ("portfolios.tasks.evaluate_alerts_task", [["bitcoin"]]),
         ("portfolios.tasks.fill_limit_orders_task", [["bitcoin"]]),
         ("strategies.tasks.evaluate_paper_runs_task", [["bitcoin"]]),

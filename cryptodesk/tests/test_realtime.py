@@ -2,18 +2,13 @@
 
 import contextlib
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.test import Client as DjangoClient
 from django.urls import reverse
 from websockets.exceptions import ConnectionClosed
@@ -21,10 +16,13 @@ from websockets.sync.client import connect
 
 from accounts.services import revoke_sessions
 from conftest import PASSWORD, api_for, make_user
+from cryptodesk.money import as_str
+from cryptodesk.tests.asgi_server import asgi_server
 from cryptodesk.tests.market_sync import market_row, sync_rows
-from portfolios.models import Portfolio
-
-BASE_DIR = Path(settings.BASE_DIR)
+from portfolios import services
+from portfolios.models import Alert, Notification, Portfolio
+from strategies.models import Backtest, Strategy
+from strategies.services import run_backtest
 
 pytestmark = [
     pytest.mark.skipif(
@@ -40,57 +38,16 @@ MESSAGES_PER_WINDOW = 20
 MAX_SOCKETS = 10
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _test_database_url() -> str:
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    return urlunsplit(parts._replace(path=f"/{connection.settings_dict['NAME']}"))
-
-
 @pytest.fixture(scope="module")
 def ws_server(django_db_setup, django_db_blocker):
-    """uvicorn serving cryptodesk.asgi on a free port, reading the test database this run made."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "cryptodesk.settings_test",
-        "DATABASE_URL": _test_database_url(),
-        "DATABASE_CONN_MAX_AGE": "0",  # the test database is flushed after each test: hold no connection open
+    environ = {
         "WS_AUTH_TIMEOUT_MS": str(AUTH_TIMEOUT_MS),
         "WS_SESSION_CHECK_MS": str(SESSION_CHECK_MS),
         "WS_MESSAGES_PER_WINDOW": str(MESSAGES_PER_WINDOW),
         "WS_MAX_SOCKETS_PER_USER": str(MAX_SOCKETS),
     }
-    command = [
-        *(sys.executable, "-m", "uvicorn", "cryptodesk.asgi:application"),
-        *("--host", "127.0.0.1", "--port", str(port), "--lifespan", "off", "--no-access-log"),
-        *("--ws", "websockets-sansio", "--ws-max-size", str(16 * 1024 * 1024)),
-    ]
-    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"cryptodesk-ws-{port}.log"  # noqa: S108
-    with log_path.open("w+") as log:
-        server = subprocess.Popen(command, cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if server.poll() is not None or time.monotonic() > deadline:
-                        log.seek(0)
-                        pytest.fail(f"uvicorn did not start:\n{log.read()}")
-                    time.sleep(0.1)
-            yield {"url": f"ws://127.0.0.1:{port}/ws/v1/", "origin": f"http://127.0.0.1:{port}", "log": log_path}
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
-    log_text = log_path.read_text()
-    log_path.unlink()
-    assert "Traceback" not in log_text, log_text  # bad input never crashes a handler nor logs a traceback
+    with asgi_server(environ=environ) as server:
+        yield {**server, "url": server["ws"]}
 
 
 def _ask(ws, message: dict, *, timeout: float = 2) -> dict:
@@ -318,3 +275,169 @@ def test_portfolio_subscription_is_for_its_owner_only(ws_server, alice, bob):
         assert reply == {"type": "subscribed", "channel": "portfolio", "portfolio": mine.pk}
         reply = _ask(ws, {"type": "subscribe", "channel": "notifications"})
         assert reply == {"type": "subscribed", "channel": "notifications"}
+
+
+def _until(ws, wanted, *, timeout: float = 3) -> dict:
+    """The first message `wanted(message)` accepts, within `timeout` seconds; those before it are passed over."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline:
+        try:
+            message = json.loads(ws.recv(timeout=deadline - time.monotonic()))
+        except TimeoutError:
+            break
+        if wanted(message):
+            return message
+        seen.append(message)
+    pytest.fail(f"not heard within {timeout} s; heard: {seen}")
+
+
+def _silent(ws, unwanted, *, for_s: float = 0.5) -> None:
+    deadline = time.monotonic() + for_s
+    while time.monotonic() < deadline:
+        try:
+            message = json.loads(ws.recv(timeout=deadline - time.monotonic()))
+        except TimeoutError:
+            return
+        assert not unwanted(message), message
+
+
+def _portfolio(user, cash="100000"):
+    return services.create_portfolio(owner=user, name="Main", starting_cash=Decimal(cash))
+
+
+def _limit_buy(user, portfolio, coin_id: str, quantity: str, *, at: str):
+    return services.place_order(
+        user=user,
+        portfolio_id=portfolio.pk,
+        coin_id=coin_id,
+        side="buy",
+        type="limit",
+        quantity=Decimal(quantity),
+        limit_price=Decimal(at),
+    )
+
+
+def _is(kind: str, **fields):
+    def wanted(message: dict) -> bool:
+        body = message.get(kind) if isinstance(message.get(kind), dict) else message
+        return message["type"] == kind and all(body.get(name) == value for name, value in fields.items())
+
+    return wanted
+
+
+def test_a_limit_order_filled_by_a_sync_is_heard_with_the_new_portfolio_value(ws_server, alice, bob, coins):
+    mine, theirs = _portfolio(alice), _portfolio(bob)
+    with _token_socket(ws_server, alice) as ws, _token_socket(ws_server, bob) as other:
+        assert _ask(ws, {"type": "subscribe", "channel": "portfolio", "portfolio": mine.pk})["type"] == "subscribed"
+        assert (
+            _ask(other, {"type": "subscribe", "channel": "portfolio", "portfolio": theirs.pk})["type"] == "subscribed"
+        )
+        assert _ask(other, {"type": "subscribe", "channel": "notifications"})["type"] == "subscribed"
+        order, _ = _limit_buy(alice, mine, "bitcoin", "0.5", at="80000")
+        placed = _until(ws, _is("order", id=str(order.pk)))
+        assert placed["order"]["status"] == "open"
+        assert placed["order"]["limit_price"] == "80000"
+        started = time.monotonic()
+        sync_rows(market_row("bitcoin", "79000", "-8", minute=20))
+        filled = _until(ws, _is("order", id=str(order.pk), status="filled"), timeout=1)
+        assert time.monotonic() - started < 1
+        assert filled["order"]["filled_price"] == "79000"  # a buy limit fills at the better market price
+        assert filled["order"]["portfolio"] == mine.pk
+        mine.refresh_from_db()
+        value = _until(ws, _is("portfolio", portfolio=mine.pk, cash=as_str(mine.cash)))
+        assert Decimal(value["total_value"]) == mine.cash + Decimal("0.5") * Decimal("79000")
+        assert value["as_of"].endswith("Z")
+        _silent(other, lambda message: message["type"] in {"order", "portfolio", "notification"})
+
+
+def test_a_price_write_sends_the_value_of_each_portfolio_holding_the_coin(ws_server, alice, coins):
+    mine = _portfolio(alice)
+    _limit_buy(alice, mine, "ethereum", "2", at="3000")  # fills at once: the market is at its limit
+    mine.refresh_from_db()
+    assert mine.holdings.get(coin_id="ethereum").quantity == 2
+    with _token_socket(ws_server, alice) as ws:
+        assert _ask(ws, {"type": "subscribe", "channel": "portfolio", "portfolio": mine.pk})["type"] == "subscribed"
+        sync_rows(market_row("ethereum", "3500.25", "3", minute=25))
+        value = _until(ws, _is("portfolio", portfolio=mine.pk), timeout=1)
+        assert value["cash"] == as_str(mine.cash)
+        assert Decimal(value["total_value"]) == mine.cash + Decimal("7000.5")
+        assert _ask(ws, {"type": "unsubscribe", "channel": "portfolio", "portfolio": mine.pk})["type"] == "unsubscribed"
+        sync_rows(market_row("ethereum", "3600", "3", minute=26))
+        _silent(ws, lambda message: message["type"] == "portfolio")
+
+
+def test_a_crossed_alert_is_heard_as_a_notification_by_its_owner_only(ws_server, alice, bob, coins):
+    services.save_alert(owner=alice, coin_id="bitcoin", condition=Alert.Condition.PRICE_ABOVE, threshold=Decimal(90000))
+    with _token_socket(ws_server, alice) as ws, _token_socket(ws_server, bob) as other:
+        assert _ask(ws, {"type": "subscribe", "channel": "notifications"})["type"] == "subscribed"
+        assert _ask(other, {"type": "subscribe", "channel": "notifications"})["type"] == "subscribed"
+        sync_rows(market_row("bitcoin", "90001", "4", minute=40))
+        heard = _until(ws, _is("notification"), timeout=1)
+        notification = Notification.objects.get(user=alice)
+        assert heard["notification"]["id"] == notification.pk
+        assert heard["notification"]["title"] == notification.title
+        assert heard["notification"]["is_read"] is False
+        _silent(other, lambda message: message["type"] == "notification")
+
+
+def test_without_a_notifications_subscription_nothing_of_them_is_heard(ws_server, alice, coins):
+    services.save_alert(owner=alice, coin_id="bitcoin", condition=Alert.Condition.PRICE_BELOW, threshold=Decimal(1000))
+    with _token_socket(ws_server, alice) as ws:
+        sync_rows(market_row("bitcoin", "999", "-90", minute=41))
+        assert Notification.objects.filter(user=alice).count() == 1
+        _silent(ws, lambda message: message["type"] == "notification")
+
+
+def _backtest(user) -> Backtest:
+    strategy = Strategy.objects.create(
+        owner=user,
+        name="Cross",
+        kind="sma_crossover",
+        params={"fast": 5, "slow": 20},
+        coin_id="bitcoin",
+        timeframe="1d",
+    )
+    return Backtest.objects.create(
+        strategy=strategy,
+        owner=user,
+        kind=strategy.kind,
+        params=strategy.params,
+        coin_id="bitcoin",
+        timeframe="1d",
+        start=datetime(2026, 1, 1, tzinfo=UTC),
+        end=datetime(2026, 6, 1, tzinfo=UTC),
+        initial_capital=Decimal(10000),
+        fee_bps=Decimal(10),
+        slippage_bps=Decimal(0),
+    )
+
+
+def test_backtest_progress_is_heard_by_its_owner_from_where_it_stands(ws_server, alice, bob, coins):
+    backtest, foreign = _backtest(alice), _backtest(bob)
+    with _token_socket(ws_server, alice) as ws:
+        reply = _ask(ws, {"type": "subscribe", "channel": "backtest", "backtest": str(foreign.pk)})
+        assert reply == {"type": "error", "detail": "No such backtest.", "errors": {"backtest": ["not found"]}}
+        reply = _ask(ws, {"type": "subscribe", "channel": "backtest", "backtest": "12"})
+        assert reply["errors"] == {"backtest": ["a backtest id"]}
+        reply = _ask(ws, {"type": "subscribe", "channel": "backtest", "backtest": str(backtest.pk)})
+        assert reply == {"type": "subscribed", "channel": "backtest", "backtest": str(backtest.pk)}
+        now = json.loads(ws.recv(timeout=1))
+        assert now == {"type": "backtest", "backtest": str(backtest.pk), "status": "queued", "progress": 0}
+        run_backtest(backtest.pk)  # no stored history: it runs, then fails with the reason
+        done = _until(ws, _is("backtest", status="failed"), timeout=1)
+        assert done["backtest"] == str(backtest.pk)
+        run_backtest(foreign.pk)
+        _silent(ws, lambda message: message.get("backtest") == str(foreign.pk))
+
+
+def test_an_order_cancelled_over_the_api_is_heard_without_any_subscription(ws_server, alice, bob, coins):
+    mine = _portfolio(alice)
+    order, _ = _limit_buy(alice, mine, "bitcoin", "0.001", at="50000")
+    with _token_socket(ws_server, alice) as ws, _token_socket(ws_server, bob) as other:
+        response = api_for(alice).post(f"/api/v1/orders/{order.pk}/cancel")
+        assert response.status_code == 200, response.content
+        heard = _until(ws, _is("order", id=str(order.pk)), timeout=1)
+        assert heard["order"] == response.json()  # as the API shows it
+        assert heard["order"]["status"] == "cancelled"
+        _silent(other, lambda message: message["type"] == "order")

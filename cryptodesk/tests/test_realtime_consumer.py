@@ -119,3 +119,42 @@ def test_a_slow_socket_gets_the_newest_tick_per_coin_not_a_backlog():
     async_to_sync(scenario)()
     assert sent == [("bitcoin", "3"), ("ethereum", "10"), ("bitcoin", "4")]
     assert json.dumps(consumer.pending) == "{}"
+
+
+def test_a_socket_passes_on_only_what_it_subscribed_to_from_its_owners_group():
+    consumer = DeskConsumer()
+    consumer.closing = False
+    consumer.portfolios = {7}
+    consumer.backtests = set()
+    consumer.notifications = False
+    consumer.pending = {}
+    consumer.flusher = None
+    sent: list[dict] = []
+
+    async def send_json(message: dict) -> None:
+        sent.append(message)
+
+    consumer.send_json = send_json
+
+    def value(portfolio: int, total: str) -> dict:
+        return {
+            "type": "portfolio.update",
+            "message": {"type": "portfolio", "portfolio": portfolio, "total_value": total},
+        }
+
+    async def scenario() -> None:
+        await consumer.order_update({"type": "order.update", "portfolio": 8, "message": {"type": "order", "n": 1}})
+        await consumer.notification_update({"type": "notification.update", "message": {"type": "notification"}})
+        for total in ["1", "2", "3"]:
+            await consumer.portfolio_update(value(7, total))  # a burst: only the newest is delivered
+        await consumer.portfolio_update(value(8, "9"))
+        await consumer.flusher
+        consumer.notifications = True
+        await consumer.notification_update({"type": "notification.update", "message": {"type": "notification"}})
+
+    async_to_sync(scenario)()
+    assert sent == [
+        {"type": "order", "n": 1},  # every order of the user, whichever portfolio
+        {"type": "portfolio", "portfolio": 7, "total_value": "3"},
+        {"type": "notification"},
+    ]
