@@ -1,24 +1,48 @@
-"""`runserver` for the desk: with no broker it runs the beat schedule too, and it says when it really answers.
+"""`runserver` for the desk: ASGI with the socket, with no broker the beat schedule too, and it says when it answers.
 
-It wraps the next `runserver` below this app in INSTALLED_APPS (whitenoise's, which wraps staticfiles'), so it
-only adds: in the serving process (the autoreloader's child, never its parent; the only process with
---noreload) it starts the in-process schedule (cryptodesk/scheduler.py) and, once a request to /health gets an
+It wraps the next `runserver` below this app in INSTALLED_APPS (whitenoise's, which wraps staticfiles'), keeping
+Django's autoreloader, options, system checks and unapplied-migrations warning, and serves `ASGI_APPLICATION`
+(pages, API and the `/ws/v1/` socket) through uvicorn with production's socket options. Under DEBUG or --insecure,
+static files come from Django's ASGIStaticFilesHandler (not with --nostatic). `--wsgi` keeps Django's own WSGI
+server: pages and API, no socket.
+
+In the serving process (the autoreloader's child, never its parent; the only process with --noreload), once it
+listens, it starts the in-process schedule (cryptodesk/scheduler.py) and, once a request to /health gets an
 answer, prints one last line with the address and, in the demo, the demo login.
 """
 
+import asyncio
+import errno
 import http.client
+import os
+import socket
+import sys
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from importlib import import_module
 
+import uvicorn
+from channels.routing import get_default_application
 from django.apps import apps
 from django.conf import settings
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.core.management.base import BaseCommand
 from django.db import connections
+from django.utils import autoreload
 
 from cryptodesk import scheduler
 
 ANSWER_WITHIN_S = 60.0
 RETRY_EVERY_S = 0.1
+BIND_ERRORS = {  # Django's runserver's words
+    errno.EACCES: "You don't have permission to access that port.",
+    errno.EADDRINUSE: "That port is already in use.",
+    errno.EADDRNOTAVAIL: "That IP address can't be assigned to.",
+}
+# on top of LOGGING: requests are logged as any other line, uvicorn's own start and stop lines are not
+UVICORN_LOGGING = {"version": 1, "incremental": True, "loggers": {"uvicorn.error": {"level": "WARNING"}}}
 
 
 def _next_runserver():
@@ -35,7 +59,83 @@ def _next_runserver():
     return import_module("django.core.management.commands.runserver").Command
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, calling `on_started()` once it listens: where Django's server calls `on_bind`."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            await asyncio.to_thread(self.on_started)  # plain code that may reach the ORM: off the event loop
+
+
 class Command(_next_runserver()):
+    help = (
+        "Serves the desk for development: ASGI through uvicorn, with pages, API, the /ws/v1/ socket and, under DEBUG "
+        "or --insecure, static files (not with --nostatic: whitenoise's then). --wsgi serves Django's own WSGI server "
+        "instead: no socket, static files from whitenoise."
+    )
+
+    def add_arguments(self, parser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument(
+            "--wsgi",
+            action="store_true",
+            help="Serve WSGI with Django's own development server: pages and API, no /ws/v1/ socket.",
+        )
+        # not said: ASGI serves static files itself (whitenoise would hand Django a file iterator it buffers and
+        # warns about), WSGI leaves them to whitenoise as before; --nostatic: to whitenoise in both
+        parser.set_defaults(use_static_handler=None)
+        parser.description = self.help  # not whitenoise's note: "always --nostatic" holds for --wsgi only
+
+    def inner_run(self, *args, **options) -> None:
+        """Django's inner_run, serving the ASGI application through uvicorn (or Django's own with --wsgi)."""
+        if options["wsgi"]:
+            super().inner_run(*args, **options)
+            return
+        autoreload.raise_last_exception()
+        if not options["skip_checks"]:
+            self.stdout.write("Performing system checks...\n\n")
+            check_kwargs = BaseCommand.get_check_kwargs(self, options)
+            check_kwargs["display_num_errors"] = True
+            self.check(**check_kwargs)
+        self.check_migrations()
+        for connection in connections.all(initialized_only=True):
+            connection.close()
+        application = self.get_asgi_application(**options)
+        family = socket.AF_INET6 if self.use_ipv6 else socket.AF_INET
+        try:
+            listener = socket.create_server((self.addr, int(self.port)), family=family)
+        except OSError as error:
+            self.stderr.write(f"Error: {BIND_ERRORS.get(error.errno, error)}")
+            os._exit(1)  # sys.exit would end only the autoreloader's thread
+        port = listener.getsockname()[1]
+        config = uvicorn.Config(
+            application,
+            host=self.addr,
+            port=port,
+            ws="websockets-sansio",
+            ws_max_size=settings.WS_MAX_FRAME_BYTES,
+            lifespan="off",
+            log_config=UVICORN_LOGGING,
+        )
+        try:  # under the autoreloader this is not the main thread: uvicorn sets no signal handler, the reloader rules
+            _Server(config, on_started=partial(self.on_bind, port)).run(sockets=[listener])
+        except KeyboardInterrupt:  # --noreload: uvicorn stops on CONTROL-C, then raises it again
+            if shutdown_message := options.get("shutdown_message", ""):
+                self.stdout.write(shutdown_message)
+            sys.exit(0)
+
+    def get_asgi_application(self, **options):
+        """ASGI_APPLICATION, behind Django's static files handler under DEBUG or --insecure, unless --nostatic."""
+        application = get_default_application()
+        if options["use_static_handler"] is not False and (settings.DEBUG or options["insecure_serving"]):
+            return ASGIStaticFilesHandler(application)
+        return application
+
     def on_bind(self, server_port: int) -> None:
         super().on_bind(server_port)
         if scheduler.start() is not None:
