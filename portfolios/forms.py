@@ -31,7 +31,10 @@ class PortfolioForm(forms.Form):
 class OrderTicketForm(forms.Form):
     side = forms.ChoiceField(choices=Order.Side.choices, initial=Order.Side.BUY, widget=forms.RadioSelect)
     type = forms.ChoiceField(
-        label="Order type", choices=Order.Type.choices, initial=Order.Type.MARKET, widget=forms.RadioSelect
+        label="Order type",
+        choices=[(kind, Order.Type(kind).label) for kind in (Order.Type.MARKET, Order.Type.LIMIT)],
+        initial=Order.Type.MARKET,
+        widget=forms.RadioSelect,
     )
     coin = CoinChoiceField()
     quantity = amount_field(

@@ -84,6 +84,10 @@ class Order(models.Model):
     class Type(models.TextChoices):
         MARKET = "market", "Market"
         LIMIT = "limit", "Limit"
+        STOP = "stop", "Stop"
+        STOP_LIMIT = "stop_limit", "Stop limit"
+        TAKE_PROFIT = "take_profit", "Take profit"
+        TRAILING_STOP = "trailing_stop", "Trailing stop"
 
     class Status(models.TextChoices):
         OPEN = "open", "Open"
@@ -95,9 +99,25 @@ class Order(models.Model):
     portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="orders")
     coin = models.ForeignKey(Coin, on_delete=models.PROTECT, related_name="+")
     side = models.CharField(max_length=4, choices=Side.choices)
-    type = models.CharField(max_length=6, choices=Type.choices)
+    type = models.CharField(max_length=13, choices=Type.choices)
     quantity = models.DecimalField(**AMOUNT)
     limit_price = models.DecimalField(**AMOUNT, null=True, blank=True)
+    # protective orders: the trigger (a trailing stop's moves with the best price seen since placement)
+    stop_price = models.DecimalField(**AMOUNT, null=True, blank=True)
+    trail_percent = models.DecimalField(max_digits=10, decimal_places=8, null=True, blank=True)
+    trail_amount = models.DecimalField(**AMOUNT, null=True, blank=True)
+    trail_peak = models.DecimalField(
+        **AMOUNT,
+        null=True,
+        blank=True,
+        help_text="Best price seen since placement: highest for a sell, lowest for a buy.",
+    )
+    triggered_at = models.DateTimeField(null=True, blank=True)
+    # a buy's bracket, placed as one-cancels-the-other sells when it fills
+    stop_loss_price = models.DecimalField(**AMOUNT, null=True, blank=True)
+    take_profit_price = models.DecimalField(**AMOUNT, null=True, blank=True)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    oco_group = models.UUIDField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     reserved = models.DecimalField(**AMOUNT, default=0, help_text="Cash (buys) or quantity (sells) held while open.")
     filled_price = models.DecimalField(**AMOUNT, null=True, blank=True)
@@ -112,13 +132,39 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["portfolio", "-created_at"], name="order_portfolio_created_idx"),
             models.Index(fields=["coin", "status"], name="order_coin_status_idx", condition=Q(status="open")),
+            models.Index(fields=["oco_group"], name="order_oco_group_idx", condition=Q(oco_group__isnull=False)),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gt=0), name="order_quantity_gt_0"),
             models.CheckConstraint(condition=Q(reserved__gte=0), name="order_reserved_gte_0"),
             models.CheckConstraint(
-                condition=Q(type="market", limit_price__isnull=True) | Q(type="limit", limit_price__gt=0),
+                condition=Q(type__in=["market", "stop", "take_profit", "trailing_stop"], limit_price__isnull=True)
+                | Q(type__in=["limit", "stop_limit"], limit_price__gt=0),
                 name="order_limit_price_matches_type",
+            ),
+            models.CheckConstraint(
+                condition=Q(type__in=["market", "limit"], stop_price__isnull=True)
+                | Q(type__in=["stop", "stop_limit", "take_profit", "trailing_stop"], stop_price__gt=0),
+                name="order_stop_price_matches_type",
+            ),
+            models.CheckConstraint(
+                condition=Q(trail_percent__isnull=True, trail_amount__isnull=True, trail_peak__isnull=True)
+                | Q(type="trailing_stop", trail_peak__gt=0)
+                & (
+                    Q(trail_percent__gt=0, trail_percent__lt=100, trail_amount__isnull=True)
+                    | Q(trail_percent__isnull=True, trail_amount__gt=0)
+                ),
+                name="order_trail_matches_type",
+            ),
+            models.CheckConstraint(
+                condition=Q(type="take_profit", side="buy", _negated=True), name="order_take_profit_sells"
+            ),
+            models.CheckConstraint(
+                condition=Q(stop_loss_price__isnull=True, take_profit_price__isnull=True)
+                | Q(side="buy", stop_loss_price__gt=0, take_profit_price__isnull=True)
+                | Q(side="buy", stop_loss_price__isnull=True, take_profit_price__gt=0)
+                | Q(side="buy", stop_loss_price__gt=0, take_profit_price__gt=F("stop_loss_price")),
+                name="order_bracket_on_buys",
             ),
         ]
 

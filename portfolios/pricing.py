@@ -113,3 +113,32 @@ def limit_fill_price(*, side: str, limit_price: Decimal, market_price: Decimal) 
 def fits(value: Decimal) -> bool:
     """The value can be stored in an AMOUNT column (38 digits, 18 places)."""
     return abs(value) < MAX_AMOUNT
+
+
+# --- protective orders ------------------------------------------------------------------------------
+
+HUNDRED = Decimal(100)
+TAKE_PROFIT = "take_profit"
+
+
+def is_triggered(*, type: str, side: str, stop_price: Decimal, market_price: Decimal) -> bool:
+    """A take-profit sells once the price rises to its trigger; a sell stop once it falls to it; a buy stop once it
+    rises to it (stop, stop limit and trailing stop alike)."""
+    if type == TAKE_PROFIT or side == BUY:
+        return market_price >= stop_price
+    return market_price <= stop_price
+
+
+def trail_peak(*, side: str, peak: Decimal, market_price: Decimal) -> Decimal:
+    """The best price seen: it only ever moves in the order's favour (up for a sell, down for a buy)."""
+    return max(peak, market_price) if side == SELL else min(peak, market_price)
+
+
+def trail_stop(
+    *, side: str, peak: Decimal, trail_percent: Decimal | None = None, trail_amount: Decimal | None = None
+) -> Decimal:
+    """Where a trailing stop stands: `trail_percent` % or `trail_amount` below the peak (a sell), above it (a buy)."""
+    sign = -1 if side == SELL else 1
+    with localcontext(CONTEXT):
+        distance = peak * trail_percent / HUNDRED if trail_percent is not None else trail_amount
+        return (peak + sign * distance).quantize(Decimal(1).scaleb(-18))

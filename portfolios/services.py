@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
@@ -274,7 +275,10 @@ def _ensure_fits_after(portfolio: Portfolio, holding: Holding, fill: Fill) -> No
     )
 
 
-def _record_fill(order: Order, fill: Fill, *, now: datetime) -> Trade:
+def _record_fill(order: Order, fill: Fill, *, now: datetime, holding: Holding) -> Trade:
+    """Book a fill (the caller saved the portfolio's cash): the holding, the order, its trade, a bought bracket."""
+    holding.updated_at = now
+    holding.save()
     order.status = Order.Status.FILLED
     order.filled_price = fill.price
     order.fee = fill.fee
@@ -293,8 +297,44 @@ def _record_fill(order: Order, fill: Fill, *, now: datetime) -> Trade:
         realized_pnl=fill.realized_pnl,
         executed_at=now,
     )
+    if order.stop_loss_price is not None or order.take_profit_price is not None:
+        _place_bracket(order, holding, now=now)
     _portfolio_changed(order.portfolio_id)
     return trade
+
+
+def _place_bracket(parent: Order, holding: Holding, *, now: datetime) -> list[Order]:
+    """The filled buy's stop loss and take profit: sells of what it bought, one-cancels-the-other, holding its
+    coins once between them (whichever triggers first cancels the other and sells them)."""
+    group = uuid.uuid4() if parent.stop_loss_price is not None and parent.take_profit_price is not None else None
+    children = []
+    for type, trigger in (
+        (Order.Type.STOP, parent.stop_loss_price),
+        (Order.Type.TAKE_PROFIT, parent.take_profit_price),
+    ):
+        if trigger is None:
+            continue
+        child = Order(
+            portfolio_id=parent.portfolio_id,
+            coin_id=parent.coin_id,
+            side=Order.Side.SELL,
+            type=type,
+            quantity=parent.quantity,
+            stop_price=trigger,
+            parent=parent,
+            oco_group=group,
+            created_at=now,
+        )
+        if not children:  # the first holds the coins for both
+            with localcontext(CONTEXT):
+                holding.reserved_quantity += parent.quantity
+            holding.save(update_fields=["reserved_quantity"])
+            child.reserved = parent.quantity
+        child.save()
+        children.append(child)
+    for child in children:
+        signals.order_changed.send(sender=Order, order=child)
+    return children
 
 
 def _refuse_not_enough_cash(needed: Decimal, available: Decimal) -> OrderRefused:
@@ -350,36 +390,40 @@ def place_order(
     type: str,
     quantity: Decimal,
     limit_price: Decimal | None = None,
+    stop_price: Decimal | None = None,
+    trail_percent: Decimal | None = None,
+    trail_amount: Decimal | None = None,
+    stop_loss_price: Decimal | None = None,
+    take_profit_price: Decimal | None = None,
     idempotency_key: str | None = None,
     now: datetime | None = None,
 ) -> tuple[Order, bool]:
-    """Place (and for market orders, fill) an order. Returns (order, created): a replayed key returns the original."""
+    """Place (and for market orders, fill) an order. Returns (order, created): a replayed key returns the original.
+
+    Protective orders (stop, stop limit, take profit, trailing stop) rest, holding what they would spend, until a
+    price write triggers them (`trigger_orders`); a buy may carry a bracket, placed when it fills."""
     now = now or timezone.now()
+    terms = {
+        "limit_price": limit_price,
+        "stop_price": stop_price,
+        "trail_percent": trail_percent,
+        "trail_amount": trail_amount,
+        "stop_loss_price": stop_loss_price,
+        "take_profit_price": take_profit_price,
+    }
     key_row = None
     if idempotency_key is not None:
-        digest = body_hash(
-            {
-                "portfolio": str(portfolio_id),
-                "coin": coin_id,
-                "side": side,
-                "type": type,
-                "quantity": quantity,
-                "limit_price": limit_price,
-            }
-        )
-        key_row, claimed = _claim_idempotency_key(user=user, key=idempotency_key, digest=digest)
+        body = {"portfolio": str(portfolio_id), "coin": coin_id, "side": side, "type": type, "quantity": quantity}
+        # a protective term only when given: a key stored before they existed still replays
+        body |= {"limit_price": limit_price} | {name: value for name, value in terms.items() if value is not None}
+        key_row, claimed = _claim_idempotency_key(user=user, key=idempotency_key, digest=body_hash(body))
         if not claimed:
             return key_row.order, False
     portfolio = _locked_portfolio(user=user, portfolio_id=portfolio_id)
     quote = _quote(coin_id)
+    terms = _order_terms(type=type, side=side, market_price=quote.current_price, **terms)
     order = Order(
-        portfolio=portfolio,
-        coin_id=coin_id,
-        side=side,
-        type=type,
-        quantity=quantity,
-        limit_price=limit_price,
-        created_at=now,
+        portfolio=portfolio, coin_id=coin_id, side=side, type=type, quantity=quantity, created_at=now, **terms
     )
     if type == Order.Type.MARKET:
         if market_selectors.is_stale(quote.last_updated, now=now) and not settings.PAPER_ALLOW_STALE_PRICES:
@@ -399,43 +443,141 @@ def place_order(
                 raise _refuse_not_enough_coin(quote.coin.symbol.upper(), quantity, holding)
             fill = _apply_sell(portfolio, holding, quantity, quote.current_price)
         portfolio.save(update_fields=["cash"])
-        holding.updated_at = now
-        holding.save()
         order.save()
-        _record_fill(order, fill, now=now)
+        _record_fill(order, fill, now=now, holding=holding)
     else:
-        priced = pricing.price_order(side=side, quantity=quantity, price=limit_price)
-        reserve = pricing.reservation(side=side, quantity=quantity, limit_price=limit_price)
+        # a resting order holds what its fill would take: a buy's cost at its limit (or trigger), a sell's coins
+        price = order.limit_price if order.limit_price is not None else order.stop_price
         holding = _holding(portfolio, coin_id, create=False)
-        held = holding.quantity if holding is not None else Decimal(0)
-        with localcontext(CONTEXT):
-            # what the fill at the limit would leave; a better market price is checked again at the fill
-            after = {"notional": priced.notional}
-            if side == Order.Side.BUY:
-                after["holding"] = held + quantity
-            else:
-                after["cash"] = portfolio.cash + priced.total
-        _ensure_fits(after, field="quantity")
-        if side == Order.Side.BUY:
-            if reserve > portfolio.available_cash:
-                raise _refuse_not_enough_cash(reserve, portfolio.available_cash)
-            with localcontext(CONTEXT):
-                portfolio.reserved_cash += reserve
-            portfolio.save(update_fields=["reserved_cash"])
-        else:
-            if holding is None or quantity > holding.available_quantity:
-                raise _refuse_not_enough_coin(quote.coin.symbol.upper(), quantity, holding)
-            with localcontext(CONTEXT):
-                holding.reserved_quantity += quantity
-            holding.save(update_fields=["reserved_quantity"])
-        order.reserved = reserve
+        _reserve(portfolio, holding, order, price=price, symbol=quote.coin.symbol.upper())
         order.save()
-        transaction.on_commit(partial(_fill_if_crossed, order.pk))  # a limit already through the market fills now
+        if type == Order.Type.LIMIT:
+            transaction.on_commit(partial(_fill_if_crossed, order.pk))  # a limit already through the market fills now
     if key_row is not None:
         key_row.order = order
         key_row.save(update_fields=["order"])
     signals.order_changed.send(sender=Order, order=order)
     return order, True
+
+
+def _reserve(portfolio: Portfolio, holding: Holding | None, order: Order, *, price: Decimal, symbol: str) -> None:
+    """Hold a resting order's cash (a buy, at `price` with its fee) or coins (a sell), after checking its fill at
+    that price fits what the columns hold; a better price is checked again at the fill."""
+    side, quantity = order.side, order.quantity
+    priced = pricing.price_order(side=side, quantity=quantity, price=price)
+    reserve = pricing.reservation(side=side, quantity=quantity, limit_price=price)
+    held = holding.quantity if holding is not None else Decimal(0)
+    with localcontext(CONTEXT):
+        after = {"notional": priced.notional}
+        if side == Order.Side.BUY:
+            after["holding"] = held + quantity
+        else:
+            after["cash"] = portfolio.cash + priced.total
+    _ensure_fits(after, field="quantity")
+    if side == Order.Side.BUY:
+        if reserve > portfolio.available_cash:
+            raise _refuse_not_enough_cash(reserve, portfolio.available_cash)
+        with localcontext(CONTEXT):
+            portfolio.reserved_cash += reserve
+        portfolio.save(update_fields=["reserved_cash"])
+    else:
+        if holding is None or quantity > holding.available_quantity:
+            raise _refuse_not_enough_coin(symbol, quantity, holding)
+        with localcontext(CONTEXT):
+            holding.reserved_quantity += quantity
+        holding.save(update_fields=["reserved_quantity"])
+    order.reserved = reserve
+
+
+# which terms each order type takes (all others must be absent)
+TYPE_TERMS = {
+    Order.Type.MARKET: set(),
+    Order.Type.LIMIT: {"limit_price"},
+    Order.Type.STOP: {"stop_price"},
+    Order.Type.STOP_LIMIT: {"stop_price", "limit_price"},
+    Order.Type.TAKE_PROFIT: {"stop_price"},
+    Order.Type.TRAILING_STOP: {"trail_percent", "trail_amount"},
+}
+TERM_LABELS = {
+    "limit_price": "a limit price",
+    "stop_price": "a stop price",
+    "trail_percent": "a trail percent",
+    "trail_amount": "a trail amount",
+}
+
+
+def _order_terms(*, type: str, side: str, market_price: Decimal, **given) -> dict:
+    """The order's price terms, checked against its type and the market; a trailing stop's first stop and peak."""
+    label = Order.Type(type).label.lower()
+    taken = TYPE_TERMS[type]
+    for name in TERM_LABELS:
+        if given[name] is not None and name not in taken:
+            raise OrderRefused(f"A {label} order takes no {name.replace('_', ' ')}.", field=name)
+    for name in taken - {"trail_percent", "trail_amount"}:
+        if given[name] is None:
+            raise OrderRefused(f"A {label} order needs {TERM_LABELS[name]}.", field=name)
+    terms = {name: given[name] for name in TERM_LABELS}
+    shown = f"{market_price.normalize():f}"
+    if type == Order.Type.TAKE_PROFIT and side == Order.Side.BUY:
+        raise OrderRefused("A take-profit order sells a position: use a limit buy to buy lower.", field="side")
+    if type == Order.Type.TRAILING_STOP:
+        percent, amount = given["trail_percent"], given["trail_amount"]
+        if (percent is None) == (amount is None):
+            raise OrderRefused(
+                "A trailing stop needs a trail percent or a trail amount (one of them).", field="trail_percent"
+            )
+        if percent is not None and not 0 < percent < 100:
+            raise OrderRefused("The trail percent is between 0 and 100.", field="trail_percent")
+        if amount is not None and side == Order.Side.SELL and amount >= market_price:
+            raise OrderRefused(f"The trail amount must be below the current price ({shown}).", field="trail_amount")
+        terms["trail_peak"] = market_price
+        terms["stop_price"] = pricing.trail_stop(
+            side=side, peak=market_price, trail_percent=percent, trail_amount=amount
+        )
+        _ensure_fits({"stop price": terms["stop_price"]}, field="trail_amount")
+    elif given["stop_price"] is not None and pricing.is_triggered(
+        type=type, side=side, stop_price=given["stop_price"], market_price=market_price
+    ):
+        where = "above" if type == Order.Type.TAKE_PROFIT or side == Order.Side.BUY else "below"
+        raise OrderRefused(
+            f"The stop price of a {side} {label} order must be {where} the current price ({shown}): this one would "
+            "trigger at once (a market or limit order trades now).",
+            field="stop_price",
+        )
+    _check_bracket(type=type, side=side, market_price=market_price, terms=terms, **given)
+    return terms
+
+
+def _check_bracket(*, type, side, market_price, terms, stop_loss_price, take_profit_price, **_) -> None:
+    terms["stop_loss_price"], terms["take_profit_price"] = stop_loss_price, take_profit_price
+    if stop_loss_price is None and take_profit_price is None:
+        return
+    if side != Order.Side.BUY:
+        field = "stop_loss_price" if stop_loss_price is not None else "take_profit_price"
+        raise OrderRefused("A bracket (stop loss, take profit) protects a buy: a sell takes none.", field=field)
+    entry = terms["limit_price"] or (terms["stop_price"] if type != Order.Type.TRAILING_STOP else None) or market_price
+    shown = f"{entry.normalize():f}"
+    if stop_loss_price is not None and stop_loss_price >= entry:
+        raise OrderRefused(f"The stop loss must be below the entry price ({shown}).", field="stop_loss_price")
+    if take_profit_price is not None and take_profit_price <= entry:
+        raise OrderRefused(f"The take profit must be above the entry price ({shown}).", field="take_profit_price")
+
+
+def _release_or_hand_over(portfolio: Portfolio, order: Order) -> None:
+    """An order leaving the book gives back what it holds, unless an open one-cancels-the-other sibling still needs
+    those coins: then the sibling holds them."""
+    if order.oco_group is not None and order.reserved > 0:
+        heir = (
+            Order.objects.select_for_update()
+            .filter(oco_group=order.oco_group, status=Order.Status.OPEN)
+            .exclude(pk=order.pk)
+            .first()
+        )
+        if heir is not None:
+            heir.reserved, order.reserved = order.reserved, Decimal(0)
+            heir.save(update_fields=["reserved"])
+            return
+    _release(portfolio, order)
 
 
 def _release(portfolio: Portfolio, order: Order) -> None:
@@ -460,7 +602,7 @@ def cancel_order(*, user, order_id) -> Order:
     order.refresh_from_db()  # re-check under the lock: a fill may have won
     if order.status != Order.Status.OPEN:
         raise Conflict(f"This order is {order.status}: only open orders can be cancelled.")
-    _release(portfolio, order)
+    _release_or_hand_over(portfolio, order)
     order.status = Order.Status.CANCELLED
     order.cancelled_at = timezone.now()
     order.reserved = Decimal(0)
@@ -470,7 +612,9 @@ def cancel_order(*, user, order_id) -> Order:
 
 
 def _crossing(qs):
-    return qs.filter(status=Order.Status.OPEN, type=Order.Type.LIMIT).filter(
+    """Open limit orders the market is through: limits, and stop limits their trigger made limits."""
+    limits = Q(type=Order.Type.LIMIT) | Q(type=Order.Type.STOP_LIMIT, triggered_at__isnull=False)
+    return qs.filter(limits, status=Order.Status.OPEN).filter(
         Q(side=Order.Side.BUY, coin__quote__current_price__lte=F("limit_price"))
         | Q(side=Order.Side.SELL, coin__quote__current_price__gte=F("limit_price"))
     )
@@ -512,9 +656,7 @@ def _fill_crossed(order_id) -> bool:
     except OrderRefused as exc:
         raise FillRefused(exc.detail, field=exc.field) from exc
     portfolio.save(update_fields=["cash", "reserved_cash"])
-    holding.updated_at = now
-    holding.save()
-    _record_fill(order, fill, now=now)
+    _record_fill(order, fill, now=now, holding=holding)
     signals.order_changed.send(sender=Order, order=order)
     return True
 
@@ -529,7 +671,7 @@ def _reject(order_id, *, reason: str) -> None:
         order = Order.objects.select_for_update().get(pk=order_id)
         if order.status != Order.Status.OPEN:
             return
-        _release(portfolio, order)
+        _release_or_hand_over(portfolio, order)
         order.status = Order.Status.REJECTED
         order.reject_reason = reason[: Order._meta.get_field("reject_reason").max_length]
         order.reserved = Decimal(0)
@@ -549,6 +691,124 @@ def fill_limit_orders(*, coin_ids: list[str] | None = None) -> int:
         except DatabaseError:
             logger.exception("limit order %s not filled this time", order_id)  # transient: it stays open
     return filled
+
+
+# --- protective orders: triggered by price writes -------------------------------------------------
+
+PROTECTIVE_TYPES = (Order.Type.STOP, Order.Type.STOP_LIMIT, Order.Type.TAKE_PROFIT, Order.Type.TRAILING_STOP)
+
+
+def trigger_orders(*, coin_ids: list[str] | None = None) -> int:
+    """After a price write: move every trailing stop the price favoured, then trigger each protective order the
+    price reached, each in its own savepoint (one bad order stops no other). Returns how many triggered.
+
+    Statements per call do not grow with the open orders: one read of them with their prices, one update of the
+    trailing stops that moved; only a triggered order costs its own (its fill)."""
+    triggered = 0
+    for order_id in _ratchet_and_find_due(coin_ids):
+        try:
+            triggered += _trigger_if_reached(order_id)
+        except DatabaseError:
+            logger.exception("protective order %s not triggered this time", order_id)  # transient: it stays open
+    return triggered
+
+
+def _ratchet_and_find_due(coin_ids: list[str] | None) -> list:
+    waiting = Order.objects.filter(status=Order.Status.OPEN, type__in=PROTECTIVE_TYPES, triggered_at__isnull=True)
+    if coin_ids is not None:
+        waiting = waiting.filter(coin_id__in=coin_ids)
+    due, moved = [], []
+    with transaction.atomic():
+        # the coins' rows, in a fixed order: two price writes at once move a trailing stop one after the other,
+        # never from a stale peak
+        locked = coin_ids if coin_ids is not None else waiting.values_list("coin_id", flat=True)
+        list(Coin.objects.select_for_update().filter(pk__in=locked).order_by("pk").values_list("pk", flat=True))
+        rows = (
+            waiting.filter(coin__quote__isnull=False)
+            .order_by("created_at")
+            .values_list(
+                "pk",
+                "side",
+                "type",
+                "stop_price",
+                "trail_percent",
+                "trail_amount",
+                "trail_peak",
+                "coin__quote__current_price",
+            )
+        )
+        for pk, side, type, stop, percent, amount, peak, price in rows:
+            if type == Order.Type.TRAILING_STOP:
+                best = pricing.trail_peak(side=side, peak=peak, market_price=price)
+                if best != peak:
+                    stop = pricing.trail_stop(side=side, peak=best, trail_percent=percent, trail_amount=amount)
+                    moved.append(Order(pk=pk, trail_peak=best, stop_price=stop))
+            if pricing.is_triggered(type=type, side=side, stop_price=stop, market_price=price):
+                due.append(pk)
+        if moved:
+            Order.objects.bulk_update(moved, ["trail_peak", "stop_price"])
+    return due
+
+
+def _trigger_if_reached(order_id) -> bool:
+    try:
+        with transaction.atomic():  # a savepoint when called in a batch: a failure undoes this order only
+            return _trigger(order_id)
+    except ORDER_DATA_ERRORS as exc:
+        reason = exc.detail if isinstance(exc, DomainError) else UNBOOKABLE
+        logger.warning("protective order %s rejected at its trigger: %s", order_id, reason, exc_info=exc)
+        _reject(order_id, reason=reason)
+        return False
+
+
+def _trigger(order_id) -> bool:
+    """Under the portfolio lock, with the price as it is now: a stop limit becomes a limit order; any other
+    protective order fills at market, at this first price seen past its trigger (a gap fills beyond the stop),
+    cancelling its one-cancels-the-other siblings."""
+    portfolio_id = Order.objects.filter(pk=order_id).values_list("portfolio_id", flat=True).first()
+    if portfolio_id is None:
+        return False
+    portfolio = Portfolio.objects.select_for_update().get(pk=portfolio_id)
+    order = Order.objects.select_for_update().get(pk=order_id)
+    if order.status != Order.Status.OPEN or order.triggered_at is not None:
+        return False  # cancelled, filled or triggered meanwhile
+    market = Quote.objects.get(coin_id=order.coin_id).current_price
+    if not pricing.is_triggered(type=order.type, side=order.side, stop_price=order.stop_price, market_price=market):
+        return False  # the price went back before this order's turn
+    now = timezone.now()
+    order.triggered_at = now
+    order.save(update_fields=["triggered_at"])
+    if order.type == Order.Type.STOP_LIMIT:
+        signals.order_changed.send(sender=Order, order=order)
+        transaction.on_commit(partial(_fill_if_crossed, order.pk))  # a limit the market is already through
+        return True
+    _cancel_siblings(portfolio, order, now=now)
+    _release(portfolio, order)
+    holding = _holding(portfolio, order.coin_id, create=order.side == Order.Side.BUY)
+    if order.side == Order.Side.BUY:
+        needed = pricing.buy_cost(quantity=order.quantity, price=market).total
+        if needed > portfolio.available_cash:
+            raise FillRefused(_refuse_not_enough_cash(needed, portfolio.available_cash).detail, field="quantity")
+        fill = _apply_buy(portfolio, holding, order.quantity, market)
+    else:
+        if holding is None or order.quantity > holding.available_quantity:
+            raise FillRefused("The coins this order was to sell are no longer held: it was rejected.", field="quantity")
+        fill = _apply_sell(portfolio, holding, order.quantity, market)
+    portfolio.save(update_fields=["cash", "reserved_cash"])
+    _record_fill(order, fill, now=now, holding=holding)
+    signals.order_changed.send(sender=Order, order=order)
+    return True
+
+
+def _cancel_siblings(portfolio: Portfolio, order: Order, *, now: datetime) -> None:
+    if order.oco_group is None:
+        return
+    siblings = Order.objects.select_for_update().filter(oco_group=order.oco_group, status=Order.Status.OPEN)
+    for sibling in siblings.exclude(pk=order.pk).order_by("pk"):
+        _release(portfolio, sibling)
+        sibling.status, sibling.cancelled_at, sibling.reserved = Order.Status.CANCELLED, now, Decimal(0)
+        sibling.save(update_fields=["status", "cancelled_at", "reserved"])
+        signals.order_changed.send(sender=Order, order=sibling)
 
 
 # --- snapshots ------------------------------------------------------------------------------------

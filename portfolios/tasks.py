@@ -20,8 +20,10 @@ TRANSIENT_SMTP_ERRORS = (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectErro
 
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=150)
 def fill_limit_orders_task(coin_ids: list[str] | None = None) -> int:
-    """Safe to repeat: each fill re-checks the order is still open under the portfolio lock."""
-    return services.fill_limit_orders(coin_ids=coin_ids)
+    """After a price write, the open orders it reached: protective orders triggered (a stop limit becomes a limit),
+    then limit orders filled. Safe to repeat: each re-checks its order is still open under the portfolio lock."""
+    triggered = services.trigger_orders(coin_ids=coin_ids)
+    return triggered + services.fill_limit_orders(coin_ids=coin_ids)
 
 
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=150)

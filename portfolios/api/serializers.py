@@ -132,6 +132,11 @@ class RiskSerializer(serializers.Serializer):
 class OrderSerializer(serializers.ModelSerializer):
     quantity = AmountField()
     limit_price = AmountField(allow_null=True)
+    stop_price = AmountField(allow_null=True, help_text="The trigger; a trailing stop's, where it stands now.")
+    trail_percent = PercentField(allow_null=True)
+    trail_amount = AmountField(allow_null=True)
+    stop_loss_price = AmountField(allow_null=True)
+    take_profit_price = AmountField(allow_null=True)
     filled_price = AmountField(allow_null=True)
     fee = AmountField(allow_null=True)
     reserved = AmountField()
@@ -146,6 +151,14 @@ class OrderSerializer(serializers.ModelSerializer):
             "type",
             "quantity",
             "limit_price",
+            "stop_price",
+            "trail_percent",
+            "trail_amount",
+            "triggered_at",
+            "parent",
+            "oco_group",
+            "stop_loss_price",
+            "take_profit_price",
             "status",
             "filled_price",
             "fee",
@@ -158,13 +171,41 @@ class OrderSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+TINY = Decimal("0.000000000000000001")  # the smallest stored amount
+TINY_PERCENT = Decimal("0.00000001")
+
+
 class OrderCreateSerializer(serializers.Serializer):
     portfolio = serializers.PrimaryKeyRelatedField(queryset=Portfolio.objects.none())
     coin = serializers.SlugRelatedField(slug_field="id", queryset=Coin.objects.all())
     side = serializers.ChoiceField(choices=Order.Side.choices)
     type = serializers.ChoiceField(choices=Order.Type.choices)
-    quantity = AmountField(min_value=Decimal("0.000000000000000001"), max_value=Decimal(10) ** 18)
-    limit_price = AmountField(min_value=Decimal("0.000000000000000001"), required=False, allow_null=True)
+    quantity = AmountField(min_value=TINY, max_value=Decimal(10) ** 18)
+    limit_price = AmountField(min_value=TINY, required=False, allow_null=True)
+    stop_price = AmountField(
+        min_value=TINY, required=False, allow_null=True, help_text="stop, stop_limit, take_profit: the trigger."
+    )
+    trail_percent = PercentField(
+        max_digits=10,
+        decimal_places=8,
+        min_value=TINY_PERCENT,
+        max_value=Decimal("99.99999999"),
+        required=False,
+        allow_null=True,
+        help_text="trailing_stop: the stop follows the best price seen, this many percent behind (or trail_amount).",
+    )
+    trail_amount = AmountField(min_value=TINY, required=False, allow_null=True, help_text="trailing_stop: in USD.")
+    stop_loss_price = AmountField(
+        min_value=TINY, required=False, allow_null=True, help_text="A buy's bracket: a stop sell placed when it fills."
+    )
+    take_profit_price = AmountField(
+        min_value=TINY,
+        required=False,
+        allow_null=True,
+        help_text="A buy's bracket: a take-profit sell placed when it fills, one-cancels-the-other with the stop loss.",
+    )
+
+    PRICE_TERMS = ("limit_price", "stop_price", "trail_percent", "trail_amount", "stop_loss_price", "take_profit_price")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -207,7 +207,7 @@ class OrderViewSet(
             side=data["side"],
             type=data["type"],
             quantity=data["quantity"],
-            limit_price=data.get("limit_price"),
+            **{name: data.get(name) for name in OrderCreateSerializer.PRICE_TERMS},
             idempotency_key=_idempotency_key(request),
         )
         order.refresh_from_db()  # a limit order already through the market has filled on commit

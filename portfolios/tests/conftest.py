@@ -38,9 +38,19 @@ def bob_portfolio(bob, btc):
 
 
 def order(
-    client, portfolio, side: str, quantity: str, *, type: str = "market", limit_price=None, coin="bitcoin", **headers
+    client,
+    portfolio,
+    side: str,
+    quantity: str,
+    *,
+    type: str = "market",
+    limit_price=None,
+    coin="bitcoin",
+    stop_price=None,
+    **headers,
 ):
     body = {"portfolio": portfolio.pk, "coin": coin, "side": side, "type": type, "quantity": quantity}
-    if limit_price is not None:
-        body["limit_price"] = limit_price
+    for name, value in (("limit_price", limit_price), ("stop_price", stop_price)):
+        if value is not None:
+            body[name] = value
     return client.post("/api/v1/orders/", body, format="json", **headers)

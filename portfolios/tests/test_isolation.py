@@ -73,10 +73,10 @@ def test_an_unexpected_arithmetic_error_rejects_only_that_order(
         )
     real_record_fill = services._record_fill
 
-    def record_fill(order, fill, *, now):
+    def record_fill(order, fill, **kwargs):
         if order.portfolio_id == alice_portfolio.pk:
             raise InvalidOperation("simulated")
-        return real_record_fill(order, fill, now=now)
+        return real_record_fill(order, fill, **kwargs)
 
     monkeypatch.setattr(services, "_record_fill", record_fill)
     set_price("bitcoin", "100")
