@@ -107,6 +107,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "csp.context_processors.nonce",
                 "portfolios.context_processors.notifications",
+                "cryptodesk.context_processors_live.live_socket",
             ],
         },
     },

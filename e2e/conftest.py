@@ -1,5 +1,6 @@
 """Playwright fixtures: one headless Debian chromium per run, a fresh context per test, guards on every page."""
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -146,3 +147,22 @@ def log_in(page: Page, email: str, password: str) -> None:
     page.locator("input[name=password]").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url("**/dashboard/")
+
+
+@contextlib.contextmanager
+def guarded_page(browser: Browser, base_url: str, guard: PageGuard) -> Iterator[Page]:
+    """A page in a fresh context on `base_url` (any server, not only live_server), watched by `guard` as `page` is."""
+    context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(DEFAULT_TIMEOUT_MS)
+    context.on("request", guard.on_request)
+    context.on("response", guard.on_response)
+    context.on("requestfailed", guard.on_request_failed)
+    new_page = context.new_page()
+    new_page.on("console", guard.on_console)
+    new_page.on("pageerror", guard.on_page_error)
+    try:
+        yield new_page
+    finally:
+        context.close()
+    late = guard.unreported()
+    assert not late, "the browser misbehaved:\n" + "\n".join(late)

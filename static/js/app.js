@@ -86,6 +86,10 @@
     labelTableCells();
     markScrollingTables();
   });
+  document.addEventListener("cryptodesk:regions", function () {  // parts of the page refreshed by live.js
+    labelTableCells();
+    markScrollingTables();
+  });
 
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-menu-toggle]").forEach(wireMenu);

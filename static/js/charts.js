@@ -186,6 +186,30 @@
     chart.removeSeries(series);
   }
 
+  // A live price on a series with one slot per bucket: `build(previous, last)` gives the point's fields, with
+  // `last` the last point holding a value and `previous` that same point when the price falls in its slot (it is
+  // replaced), else null (a later slot is appended, the empty slots before it kept as gaps). Returns {time, added}:
+  // the slot's time (UTC seconds) and how many slots were appended, or null for a price older than the last point.
+  var MAX_GAP_SLOTS = 5000;
+
+  function updateLastPoint(series, bucketSeconds, seconds, build) {
+    var data = series.data(); // the points holding a value; gaps are slots without one
+    var last = data.length ? data[data.length - 1] : null;
+    var size = bucketSeconds || 0;
+    var time = size ? Math.floor(seconds / size) * size : seconds;
+    var added = 1;
+    if (last) {
+      if (seconds < last.time) { return null; }
+      var steps = size ? Math.floor((seconds - last.time) / size) : (seconds > last.time ? 1 : 0);
+      if (steps > MAX_GAP_SLOTS) { return null; }
+      time = size ? last.time + steps * size : seconds;
+      for (var slot = 1; slot < steps; slot++) { series.update({ time: last.time + slot * size }); }
+      added = steps;
+    }
+    series.update(merge({ time: time }, build(last && last.time === time ? last : null, last)));
+    return { time: time, added: added };
+  }
+
   // The chart drawn in an element and its series, for whoever needs to read them (tests, other widgets).
   function chartFor(element) {
     var entry = byElement.get(element);
@@ -207,6 +231,7 @@
     createChart: createChart,
     addSeries: addSeries,
     removeSeries: removeSeries,
-    chartFor: chartFor
+    chartFor: chartFor,
+    updateLastPoint: updateLastPoint
   };
 })();

@@ -27,11 +27,13 @@
       localization: { timeFormatter: function (time) { return Charts.formatTime(time, bucket); } }
     });
     var series = null;
+    var drawnKind = null;
     var latest = 0;
 
     function draw(body) {
       if (series) { Charts.removeSeries(chart, series); }
       bucket = body.bucket_s;
+      drawnKind = body.kind;
       var format = Charts.priceFormat(body.price_format);
       if (body.kind === "candles") {
         series = Charts.addSeries(chart, "Candlestick", function (c) {
@@ -83,6 +85,28 @@
       });
     }
 
+    // A live price (static/js/live.js) moves the last point, or starts the next bucket's.
+    function follow(event) {
+      var message = event.detail;
+      if (!series || !message || message.coin !== element.dataset.coin) { return; }
+      var seconds = Math.floor(Date.parse(message.as_of) / 1000);
+      var value = Number(message.price);
+      if (!isFinite(seconds) || !isFinite(value)) { return; }
+      var drawn = Charts.updateLastPoint(series, bucket, seconds, function (previous, last) {
+        if (drawnKind !== "candles") { return { value: value }; }
+        if (previous) {
+          return { open: previous.open, high: Math.max(previous.high, value), low: Math.min(previous.low, value), close: value };
+        }
+        var open = last ? last.close : value; // a candle opens at the previous close
+        return { open: open, high: Math.max(open, value), low: Math.min(open, value), close: value };
+      });
+      if (drawn && drawn.added) {
+        element.setAttribute("data-slots", String(Number(element.getAttribute("data-slots") || 0) + drawn.added));
+        element.setAttribute("data-points", String(Number(element.getAttribute("data-points") || 0) + 1));
+      }
+    }
+
+    document.addEventListener("cryptodesk:price", follow);
     bind("[data-range]", "range");
     bind("[data-kind]", "kind");
     load();
