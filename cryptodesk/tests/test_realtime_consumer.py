@@ -4,6 +4,7 @@ daphne), on whichever channel layer is configured: the in-memory one of `make ru
 
 import asyncio
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -16,6 +17,13 @@ from cryptodesk.realtime.consumers import DeskConsumer
 from cryptodesk.tests.market_sync import market_row, sync_rows
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run(scenario, *args):
+    """Run an async scenario to its end from this sync test, on a thread of its own: the browser tests' driver
+    may leave an event loop running in this one."""
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        return executor.submit(async_to_sync(scenario), *args).result(timeout=30)
 
 
 class Socket(ApplicationCommunicator):
@@ -71,8 +79,8 @@ def test_prices_reach_the_socket_after_commit_and_never_from_a_rollback():
 
     from asgiref.sync import sync_to_async
 
-    assert async_to_sync(scenario)(sync_to_async(rolled_back)) == []
-    heard = async_to_sync(scenario)(sync_to_async(lambda: sync_rows(market_row("bitcoin", "300.5", minute=2))))
+    assert run(scenario, sync_to_async(rolled_back)) == []
+    heard = run(scenario, sync_to_async(lambda: sync_rows(market_row("bitcoin", "300.5", minute=2))))
     assert heard == [
         {
             "type": "price",
@@ -116,7 +124,7 @@ def test_a_slow_socket_gets_the_newest_tick_per_coin_not_a_backlog():
         await consumer.price_update(tick("bitcoin", "4", 3))
         await consumer.flusher
 
-    async_to_sync(scenario)()
+    run(scenario)
     assert sent == [("bitcoin", "3"), ("ethereum", "10"), ("bitcoin", "4")]
     assert json.dumps(consumer.pending) == "{}"
 
@@ -152,7 +160,7 @@ def test_a_socket_passes_on_only_what_it_subscribed_to_from_its_owners_group():
         consumer.notifications = True
         await consumer.notification_update({"type": "notification.update", "message": {"type": "notification"}})
 
-    async_to_sync(scenario)()
+    run(scenario)
     assert sent == [
         {"type": "order", "n": 1},  # every order of the user, whichever portfolio
         {"type": "portfolio", "portfolio": 7, "total_value": "3"},
