@@ -14,4 +14,4 @@ RUN SECRET_KEY=collectstatic-only DEBUG=0 python manage.py collectstatic --no-in
 USER cryptodesk
 
 EXPOSE 8000
-CMD ["gunicorn", "cryptodesk.asgi:application", "-k", "uvicorn_worker.UvicornWorker", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "cryptodesk.asgi:application", "-k", "cryptodesk.asgi_worker.DeskWorker", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]

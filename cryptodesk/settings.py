@@ -407,22 +407,18 @@ MARKET_KEEP_HOURLY_DAYS = env_int("MARKET_KEEP_HOURLY_DAYS", default=90, minimum
 DEMO_TICKER = env_bool("DEMO_TICKER", default=DEBUG)  # the demo's prices move; real quotes are never touched
 
 # --- real time ---------------------------------------------------------------------------------
-# One socket, /ws/v1/ (cryptodesk/realtime, docs/realtime.md). Redis layer whenever REDIS_URL is set, under its own
-# key prefix so the cache's keys and the layer's never meet; in-memory otherwise (one process, `make run`).
+# One socket, /ws/v1/ (cryptodesk/realtime, docs/realtime.md). Redis pub/sub layer whenever REDIS_URL is set, under
+# its own prefix so the cache's keys and the layer's never meet; in-memory otherwise (one process, `make run`).
+# Pub/sub: a group message is published once and each web process hands it to its own sockets in memory; the list
+# layer (channels_redis.core) would push one copy per socket, four Redis round trips each to receive.
 WS_CHANNEL_PREFIX = os.environ.get("WS_CHANNEL_PREFIX", "cryptodesk-ws")
-# a slow socket holds at most this many undelivered messages; more are dropped (prices coalesce per coin anyway)
+# the in-memory layer's bound per socket; prices and values coalesce per coin and portfolio in the socket anyway
 WS_CHANNEL_CAPACITY = env_int("WS_CHANNEL_CAPACITY", default=1000, minimum=10)
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [REDIS_URL],
-                "prefix": WS_CHANNEL_PREFIX,
-                "capacity": WS_CHANNEL_CAPACITY,
-                "expiry": 60,
-                "group_expiry": 86400,
-            },
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": WS_CHANNEL_PREFIX},
         }
     }
 else:

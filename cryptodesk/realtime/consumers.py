@@ -5,6 +5,7 @@ import json
 import logging
 import uuid
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -59,6 +60,21 @@ class DeskConsumer(AsyncWebsocketConsumer):
             await self._start_session(*identity)
         else:
             self.watcher = asyncio.create_task(self._close_unless_authenticated())
+
+    # the channel layer's events: handled in memory (coalesced, passed on), never the database
+    LAYER_EVENTS = frozenset(
+        {publish.PRICE_EVENT, publish.ORDER_EVENT, publish.PORTFOLIO_EVENT, publish.NOTIFICATION_EVENT}
+        | {publish.BACKTEST_EVENT}
+    )
+
+    async def dispatch(self, message) -> None:
+        """Channels closes stale database connections on a thread before every handler: one thread hop per event,
+        all sockets queued on one thread. A price to a thousand sockets is a thousand events; they skip it (the
+        handlers that read the database go through database_sync_to_async, which does its own)."""
+        if message["type"] in self.LAYER_EVENTS:
+            await getattr(self, get_handler_name(message))(message)
+        else:
+            await super().dispatch(message)
 
     async def disconnect(self, code) -> None:
         self.closing = True

@@ -33,6 +33,7 @@ from django.db import connections
 from django.utils import autoreload
 
 from cryptodesk import scheduler
+from cryptodesk.asgi_worker import SOCKET_OPTIONS
 
 ANSWER_WITHIN_S = 60.0
 RETRY_EVERY_S = 0.1
@@ -117,10 +118,8 @@ class Command(_next_runserver()):
             application,
             host=self.addr,
             port=port,
-            ws="websockets-sansio",
-            ws_max_size=settings.WS_MAX_FRAME_BYTES,
-            lifespan="off",
             log_config=UVICORN_LOGGING,
+            **SOCKET_OPTIONS,  # production's
         )
         try:  # under the autoreloader this is not the main thread: uvicorn sets no signal handler, the reloader rules
             _Server(config, on_started=partial(self.on_bind, port)).run(sockets=[listener])
