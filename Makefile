@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint fmt check worker beat bench bench-auth bench-market bench-portfolio bench-backtest bench-realtime migrate seed clean
+.PHONY: run test lint fmt check worker beat bench bench-auth bench-market bench-portfolio bench-backtest bench-realtime bench-optimize bench-triggers migrate seed clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,7 +53,7 @@ worker: $(STAMP)
 beat: $(STAMP)
 	$(BIN)/celery -A cryptodesk beat --loglevel=INFO
 
-bench: bench-auth bench-market bench-portfolio bench-backtest bench-realtime
+bench: bench-auth bench-market bench-portfolio bench-backtest bench-realtime bench-optimize bench-triggers
 
 bench-auth: $(STAMP)
 	$(BIN)/python bench/auth.py
@@ -69,6 +69,12 @@ bench-backtest: $(STAMP)
 
 bench-realtime: $(STAMP)
 	$(BIN)/python bench/realtime.py
+
+bench-optimize: $(STAMP)
+	$(BIN)/python bench/optimize.py
+
+bench-triggers: $(STAMP)
+	$(BIN)/python bench/triggers.py
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

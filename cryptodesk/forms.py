@@ -152,10 +152,10 @@ def amount_field(
     from .money import AMOUNT
 
     kwargs.setdefault("prefix", "$" if currency else "")
+    kwargs.setdefault("decimal_places", AMOUNT["decimal_places"])
     return PageDecimalField(
         label=label,
         max_digits=AMOUNT["max_digits"],
-        decimal_places=AMOUNT["decimal_places"],
         min_value=min_value,
         max_value=max_value,
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off", "spellcheck": "false"}),

@@ -168,7 +168,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 # backtests are long and CPU-bound: their own queue, so a burst of them never delays syncs and fills
 CELERY_TASK_ROUTES = {"strategies.tasks.run_backtest_task": {"queue": "backtests"}}
+CELERY_TASK_ROUTES["strategies.tasks.run_optimization_task"] = {"queue": "backtests"}
 BACKTEST_MAX_ACTIVE_PER_USER = env_int("BACKTEST_MAX_ACTIVE_PER_USER", default=3, minimum=1)
+OPTIMIZE_MAX_COMBINATIONS = env_int("OPTIMIZE_MAX_COMBINATIONS", default=2000, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "reap-backtests": {
         "task": "strategies.tasks.reap_backtests_task",

@@ -225,7 +225,7 @@ def test_fund_trade_alert_and_fill_a_limit_order(
 
     # A limit buy below the market waits under open orders, its cost held from the cash.
     limit = cents(market * Decimal("0.97"))
-    ticket.get_by_role("radio", name="Limit").check()
+    ticket.get_by_role("radio", name="Limit", exact=True).check()
     ticket.get_by_label("Limit price (USD)").fill(f"{limit}")
     ticket.get_by_label("Quantity").fill(f"{LIMIT_QTY}")
     limit_notional = times(LIMIT_QTY, limit)
@@ -239,7 +239,8 @@ def test_fund_trade_alert_and_fill_a_limit_order(
     expect(open_orders.first.locator("td").nth(1).locator(".cell-note")).to_have_text("limit")
     expect(open_orders.first.locator("td").nth(2)).to_have_text(qty(LIMIT_QTY))
     expect(open_orders.first.locator("td").nth(3)).to_have_text(money(limit))
-    expect(open_orders.first.locator("td").nth(4)).to_have_text(money(reserve))
+    expect(open_orders.first.get_by_test_id("order-trigger")).to_have_text("—")  # a limit order has no trigger
+    expect(open_orders.first.locator("td").nth(5)).to_have_text(money(reserve))
     expect(page.get_by_test_id("available-cash")).to_have_text(money(cash - reserve))
     expect(trades).to_have_count(2)
 

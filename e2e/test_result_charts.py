@@ -230,7 +230,7 @@ def test_every_range_of_the_value_chart_has_a_monotonic_evenly_spaced_time_axis(
         body = page.evaluate(FETCH_JSON, f"/api/v1/portfolios/{desk.pk}/history/?days={days}")
         expect(chart).to_have_attribute("data-interval", str(step))
         expect(chart).to_have_attribute("data-points", str(len(body["points"])))
-        (fed,) = chart.evaluate(FED)
+        fed = chart.evaluate(FED)[0]
         times = [point["time"] for point in fed["data"]]
         assert len(times) == len(body["points"]) >= 8, days
         assert {later - earlier for earlier, later in itertools.pairwise(times)} == {step}, days

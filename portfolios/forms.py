@@ -31,10 +31,7 @@ class PortfolioForm(forms.Form):
 class OrderTicketForm(forms.Form):
     side = forms.ChoiceField(choices=Order.Side.choices, initial=Order.Side.BUY, widget=forms.RadioSelect)
     type = forms.ChoiceField(
-        label="Order type",
-        choices=[(kind, Order.Type(kind).label) for kind in (Order.Type.MARKET, Order.Type.LIMIT)],
-        initial=Order.Type.MARKET,
-        widget=forms.RadioSelect,
+        label="Order type", choices=Order.Type.choices, initial=Order.Type.MARKET, widget=forms.RadioSelect
     )
     coin = CoinChoiceField()
     quantity = amount_field(
@@ -53,17 +50,84 @@ class OrderTicketForm(forms.Form):
         error_messages={"min_value": "Enter a limit price above 0."},
     )
 
+    stop_price = amount_field(
+        label="Stop price (USD)",
+        min_value=SMALLEST,
+        max_value=MAX_QUANTITY,
+        required=False,
+        help_text="The trigger: a sell stop below the price, a buy stop or a take profit above it.",
+        error_messages={"min_value": "Enter a stop price above 0."},
+    )
+    trail_percent = amount_field(
+        label="Trail (%)",
+        min_value=Decimal("0.00000001"),
+        max_value=Decimal("99.99999999"),
+        currency=False,
+        decimal_places=8,
+        required=False,
+        help_text="The stop follows the best price seen, this far behind it. Or give an amount.",
+        error_messages={"min_value": "Enter a trail above 0 %%.", "max_value": "Enter a trail below 100 %%."},
+    )
+    trail_amount = amount_field(
+        label="Trail amount (USD)",
+        min_value=SMALLEST,
+        max_value=MAX_QUANTITY,
+        required=False,
+        error_messages={"min_value": "Enter a trail amount above 0."},
+    )
+    stop_loss_price = amount_field(
+        label="Stop loss (USD)",
+        min_value=SMALLEST,
+        max_value=MAX_QUANTITY,
+        required=False,
+        help_text="Optional: sells what this buy bought if the price falls to it.",
+        error_messages={"min_value": "Enter a stop loss above 0."},
+    )
+    take_profit_price = amount_field(
+        label="Take profit (USD)",
+        min_value=SMALLEST,
+        max_value=MAX_QUANTITY,
+        required=False,
+        help_text="Optional: sells it if the price rises to it; the first to trigger cancels the other.",
+        error_messages={"min_value": "Enter a take profit above 0."},
+    )
+
+    # the fields each type shows: whatever a hidden field holds is ignored
+    SHOWN = {
+        "limit_price": {Order.Type.LIMIT, Order.Type.STOP_LIMIT},
+        "stop_price": {Order.Type.STOP, Order.Type.STOP_LIMIT, Order.Type.TAKE_PROFIT},
+        "trail_percent": {Order.Type.TRAILING_STOP},
+        "trail_amount": {Order.Type.TRAILING_STOP},
+    }
+    TERMS = ("limit_price", "stop_price", "trail_percent", "trail_amount", "stop_loss_price", "take_profit_price")
+
     def clean(self) -> dict:
         data = super().clean()
+        kind = data.get("type")
+        for name, types in self.SHOWN.items():
+            if kind not in types:
+                data[name] = None
+                self.errors.pop(name, None)
+        if data.get("side") != Order.Side.BUY:  # a bracket protects a buy: hidden for sells
+            for name in ("stop_loss_price", "take_profit_price"):
+                data[name] = None
+                self.errors.pop(name, None)
+        if kind in {Order.Type.LIMIT, Order.Type.STOP_LIMIT} and data.get("limit_price") is None:
+            if "limit_price" not in self.errors:
+                self.add_error("limit_price", f"A {Order.Type(kind).label.lower()} order needs a limit price.")
+        if kind in self.SHOWN["stop_price"] and data.get("stop_price") is None and "stop_price" not in self.errors:
+            self.add_error("stop_price", f"A {Order.Type(kind).label.lower()} order needs a stop price.")
         if (
-            data.get("type") == Order.Type.LIMIT
-            and data.get("limit_price") is None
-            and "limit_price" not in self.errors
+            kind == Order.Type.TRAILING_STOP
+            and "trail_percent" not in self.errors
+            and "trail_amount" not in self.errors
         ):
-            self.add_error("limit_price", "A limit order needs a limit price.")
-        if data.get("type") == Order.Type.MARKET:
-            data["limit_price"] = None  # the field is hidden for market orders: whatever it holds is ignored
+            if (data.get("trail_percent") is None) == (data.get("trail_amount") is None):
+                self.add_error("trail_percent", "Give a trail in percent or an amount (one of them).")
         return data
+
+    def terms(self) -> dict:
+        return {name: self.cleaned_data.get(name) for name in self.TERMS}
 
 
 class TransferForm(forms.Form):

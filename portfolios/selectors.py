@@ -5,16 +5,17 @@ from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal, localcontext
+from decimal import Decimal, Overflow, localcontext
 from itertools import pairwise
 from typing import NamedTuple
 
-from django.db.models import F, OuterRef, Prefetch, Q, QuerySet, Subquery, Window
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber, Trunc
 from django.utils import timezone
 
 from cryptodesk.api.scoping import owner_scoped
-from cryptodesk.money import CONTEXT, quantize
+from cryptodesk.errors import FieldErrors
+from cryptodesk.money import CONTEXT, MAX_AMOUNT, quantize
 from market.models import Coin, PricePoint
 from market.selectors import is_stale
 
@@ -403,6 +404,7 @@ class Performance:
     time_weighted_return: Decimal | None
     simple_return: Decimal | None
     net_flows: Decimal
+    benchmark: "Benchmark | None" = None
 
 
 class Point(NamedTuple):
@@ -420,14 +422,19 @@ def daily_returns(series) -> list[Decimal]:
 
     The first funded day (nothing before it) is measured against the money put in: r = V_t / F_t - 1.
     """
+    return [r for _, r in returns_by_point(series)]
+
+
+def returns_by_point(series) -> list[tuple[int, Decimal]]:
+    """(index of the point, r_t) for each point of `series` that has a daily return (see `daily_returns`)."""
     returns = []
     with localcontext(CONTEXT):
-        for previous, current in pairwise(series):
+        for index, (previous, current) in enumerate(pairwise(series), start=1):
             value, flow = current[1], current[2]
             if previous[1] > 0:
-                returns.append((value - flow) / previous[1] - 1)
+                returns.append((index, (value - flow) / previous[1] - 1))
             elif flow > 0:
-                returns.append(value / flow - 1)
+                returns.append((index, value / flow - 1))
     return returns
 
 
@@ -464,7 +471,9 @@ def value_series(portfolio: Portfolio, days: int | None, *, live: Valuation) -> 
     ]
 
 
-def performance(portfolio: Portfolio, *, days: int | None) -> Performance:
+def performance(portfolio: Portfolio, *, days: int | None, benchmark: str | None = None) -> Performance:
+    """Returns and the value series of a range; with `benchmark` (a coin id, "" for bitcoin) the same range held
+    in that coin and the figures against it (`benchmark_performance`)."""
     points = value_series(portfolio, days, live=portfolio_valuation(portfolio))
     twr = series_time_weighted_return(points)
     net_flows = money_sum(point.net_flow for point in points[1:])
@@ -481,7 +490,174 @@ def performance(portfolio: Portfolio, *, days: int | None) -> Performance:
         time_weighted_return=twr,
         simple_return=simple,
         net_flows=net_flows,
+        benchmark=None if benchmark is None else benchmark_performance(points, coin_id=benchmark or DEFAULT_BENCHMARK),
     )
+
+
+# --- against a benchmark coin ---------------------------------------------------------------------
+
+DEFAULT_BENCHMARK = "bitcoin"
+RELATIVE_FIGURES = ("alpha", "beta", "tracking_error", "information_ratio")
+MIN_VARIANCE = Decimal("1e-30")  # empyrical's floor: a benchmark that barely moves has no beta
+
+
+@dataclass
+class Benchmark:
+    coin: Coin
+    observations: int  # the daily returns of the portfolio, each with the coin's on the same day
+    time_weighted_return: Decimal | None
+    series: list[tuple[date, Decimal]]  # the portfolio's money held in the coin instead, at each day's close
+    alpha: Decimal | None = None
+    beta: Decimal | None = None
+    tracking_error: Decimal | None = None
+    information_ratio: Decimal | None = None
+    missing: dict[str, str] = field(default_factory=dict)  # a figure left out (None) → why
+
+
+def relative_figures(returns: list[Decimal], benchmark: list[Decimal]) -> dict[str, Decimal | None]:
+    """Alpha, beta, tracking error and information ratio of aligned daily returns r and b, unrounded, as empyrical
+    defines them with 365 periods a year and a risk-free rate of 0: beta = Σ (b - b̄) r / Σ (b - b̄)², alpha =
+    (1 + mean(r - beta b))^365 - 1 (the regression's intercept, compounded), tracking error = the sample stdev of
+    a = r - b × √365, information ratio = mean(a) / stdev(a) × √365. None where undefined."""
+    figures: dict[str, Decimal | None] = dict.fromkeys(RELATIVE_FIGURES)
+    count = len(returns)
+    if count < 2:
+        return figures
+    with localcontext(CONTEXT):
+        centred = [b - sum(benchmark) / count for b in benchmark]
+        variance = sum(x * x for x in centred) / count
+        if variance >= MIN_VARIANCE:
+            beta = sum(x * r for x, r in zip(centred, returns, strict=True)) / count / variance
+            intercept = sum(r - beta * b for r, b in zip(returns, benchmark, strict=True)) / count
+            figures["beta"] = beta
+            try:
+                figures["alpha"] = (1 + intercept) ** DAYS_PER_YEAR - 1
+            except Overflow:
+                pass  # beyond any number: left out, as too large
+        active = [r - b for r, b in zip(returns, benchmark, strict=True)]
+        deviation = _stdev(active)
+        figures["tracking_error"] = deviation * DAYS_PER_YEAR.sqrt()
+        if deviation:
+            figures["information_ratio"] = sum(active) / count / deviation * DAYS_PER_YEAR.sqrt()
+    return figures
+
+
+def benchmark_coins() -> QuerySet[Coin]:
+    """The coins a portfolio can be compared with: those with stored prices, biggest first."""
+    return (
+        Coin.objects.filter(Exists(PricePoint.objects.filter(coin=OuterRef("pk"))))
+        .order_by(F("market_cap_rank").asc(nulls_last=True), "id")
+        .only("id", "name", "symbol")
+    )
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _daily_closes(coin: Coin, dates: list[date]) -> list[Decimal | None]:
+    """The coin's price at the close of each day of `dates` (ascending, today last): the last price stored on or
+    before that day, carried over days without one (None before the first); today the live quote where there is
+    one, as the portfolio's live value. Two queries."""
+    opening, in_day = _bucket_prices(
+        {coin.pk}, first=_day_start(dates[0]), interval=DAY, until=_day_start(dates[-1]) + DAY
+    )
+    price = opening.get(coin.pk)
+    closes = []
+    for day in dates:
+        price = in_day.get((coin.pk, _day_start(day)), price)
+        closes.append(price)
+    quote = getattr(coin, "quote", None)
+    if quote is not None and quote.current_price is not None:
+        closes[-1] = quote.current_price
+    return closes
+
+
+def _day_text(day: date) -> str:
+    return f"{day:%b} {day.day}, {day.year}"
+
+
+def _no_history(coin: Coin, dates: list[date], closes: list[Decimal | None]) -> str:
+    first = next((day for day, price in zip(dates[:-1], closes, strict=False) if price is not None), None)
+    if first is None:
+        return f"No stored {coin.name} price over this range: the comparison appears once its history is synced."
+    return (
+        f"No stored {coin.name} price on {_day_text(dates[0])}, where this range starts: its stored history begins "
+        f"on {_day_text(first)}. Choose a shorter range."
+    )
+
+
+def _benchmark_missing(result: Benchmark, *, has_money: bool, today: date) -> dict[str, str]:
+    """Why each figure of `result` that is None is missing."""
+    missing = {}
+    needed = {"benchmark.twr": 1, **dict.fromkeys(RELATIVE_FIGURES, 2)}
+    values = {
+        "benchmark.twr": result.time_weighted_return,
+        **{name: getattr(result, name) for name in RELATIVE_FIGURES},
+    }
+    for name, count in needed.items():
+        if values[name] is not None:
+            continue
+        if result.observations < count:
+            more = count - result.observations
+            when = today + timedelta(days=more)
+            missing[name] = f"Needs at least {_returns(count)}, each with {result.coin.name}'s on the same day; " + (
+                f"{more} more after {more} more day{'s' if more != 1 else ''} of history (on {_day_text(when)})."
+                if has_money
+                else "deposit cash first."
+            )
+        elif name in {"alpha", "beta"} and result.beta is None:
+            missing[name] = f"{result.coin.name}'s price did not move over this range: beta divides by its variance."
+        elif name == "information_ratio":
+            missing[name] = (
+                f"The portfolio moved exactly with {result.coin.name} (0 tracking error): there is nothing to divide by."
+            )
+        else:
+            missing[name] = "Too large to show: annualising so few days of returns makes it meaningless."
+    return missing
+
+
+def benchmark_performance(points: list[Point], *, coin_id: str) -> Benchmark:
+    """The range of `points` against a coin: each daily return of the portfolio beside the coin's over the same
+    day (its close against the previous day's, stored prices; today live), the coin's time-weighted return over
+    those days, the figures of `relative_figures` (rounded to 8 places), and the value the portfolio's money would
+    have had in the coin: the same deposits and withdrawals, on the same days. A coin without a stored price at
+    the start of the range has no figures (`missing` says why). Three queries whatever the range."""
+    coin = Coin.objects.select_related("quote").filter(pk=coin_id).first()
+    if coin is None:
+        raise FieldErrors({"benchmark": [f"No coin {coin_id!r}: use a coin id such as {DEFAULT_BENCHMARK!r}."]})
+    dates = [point.date for point in points]
+    closes = _daily_closes(coin, dates)
+    aligned = returns_by_point(points)
+    result = Benchmark(coin=coin, observations=len(aligned), time_weighted_return=None, series=[])
+    if any(closes[index - 1] is None for index, _ in aligned):  # carried forward: only the start can lack one
+        result.missing = dict.fromkeys(["benchmark.twr", *RELATIVE_FIGURES], _no_history(coin, dates, closes))
+        return result
+    coin_returns: dict[int, Decimal] = {}
+    values = [points[0].total_value]
+    growth = Decimal(1)
+    with localcontext(CONTEXT):
+        for index, _ in aligned:
+            coin_returns[index] = closes[index] / closes[index - 1] - 1
+            growth *= 1 + coin_returns[index]
+        for index, point in enumerate(points[1:], start=1):
+            previous, flow = values[-1], point.net_flow
+            if index not in coin_returns:  # no return for the portfolio that day: none for the coin either
+                values.append(max(previous + flow, Decimal(0)))
+            elif previous > 0:  # the flow at the day's close, as in the portfolio's daily return
+                values.append(max(quantize(previous * (1 + coin_returns[index])) + flow, Decimal(0)))
+            else:  # the first funded day: the money put in, held over the day
+                values.append(quantize(max(flow, Decimal(0)) * (1 + coin_returns[index])))
+    result.series = [(point.date, value) for point, value in zip(points, values, strict=True) if not point.is_opening]
+    if aligned:
+        result.time_weighted_return = quantize(growth - 1, places=8)
+    figures = relative_figures([r for _, r in aligned], [coin_returns[index] for index, _ in aligned])
+    for name, value in figures.items():
+        if value is not None and abs(value) < MAX_AMOUNT:
+            setattr(result, name, quantize(value, places=8))
+    has_money = any(point.total_value > 0 or point.net_flow > 0 for point in points)
+    result.missing = _benchmark_missing(result, has_money=has_money, today=dates[-1])
+    return result
 
 
 # --- risk -----------------------------------------------------------------------------------------
@@ -733,7 +909,7 @@ def series_time_weighted_return(series) -> Decimal | None:
 
 
 def open_orders(user, *, limit: int = 10) -> list[Order]:
-    return list(orders_for_owner(user).filter(status=Order.Status.OPEN).select_related("coin")[:limit])
+    return list(orders_for_owner(user).filter(status=Order.Status.OPEN).select_related("coin", "coin__quote")[:limit])
 
 
 def orders_for_owner(user) -> QuerySet[Order]:

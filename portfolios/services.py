@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from functools import partial
 
 from django.conf import settings
-from django.db import DatabaseError, DataError, IntegrityError, transaction
+from django.db import DatabaseError, DataError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -742,12 +742,35 @@ def _ratchet_and_find_due(coin_ids: list[str] | None) -> list:
                 best = pricing.trail_peak(side=side, peak=peak, market_price=price)
                 if best != peak:
                     stop = pricing.trail_stop(side=side, peak=best, trail_percent=percent, trail_amount=amount)
-                    moved.append(Order(pk=pk, trail_peak=best, stop_price=stop))
+                    moved.append((pk, best, stop))
             if pricing.is_triggered(type=type, side=side, stop_price=stop, market_price=price):
                 due.append(pk)
-        if moved:
-            Order.objects.bulk_update(moved, ["trail_peak", "stop_price"])
+        _move_trailing_stops(moved)
     return due
+
+
+MOVES_PER_STATEMENT = 20_000  # 3 parameters each, under PostgreSQL's 65,535 per statement
+
+
+def _move_trailing_stops(moved: list[tuple]) -> None:
+    """Write each moved trailing stop's (id, peak, stop) in one statement: on PostgreSQL an UPDATE joined to a
+    VALUES list (Django's bulk_update writes a CASE per row, quadratic in the rows); elsewhere bulk_update."""
+    if not moved:
+        return
+    if connection.vendor != "postgresql":
+        rows = [Order(pk=pk, trail_peak=peak, stop_price=stop) for pk, peak, stop in moved]
+        Order.objects.bulk_update(rows, ["trail_peak", "stop_price"])
+        return
+    table = connection.ops.quote_name(Order._meta.db_table)
+    for start in range(0, len(moved), MOVES_PER_STATEMENT):
+        chunk = moved[start : start + MOVES_PER_STATEMENT]
+        values = ", ".join(["(%s::uuid, %s::numeric, %s::numeric)"] * len(chunk))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} AS o SET trail_peak = v.peak, stop_price = v.stop "  # noqa: S608 - no user text
+                f"FROM (VALUES {values}) AS v(id, peak, stop) WHERE o.id = v.id",
+                [value for row in chunk for value in row],
+            )
 
 
 def _trigger_if_reached(order_id) -> bool:

@@ -43,7 +43,7 @@ from .forms import (
     WatchlistForm,
 )
 from .models import Alert, Order, Portfolio, Watchlist
-from .templatetags.portfolio_tags import exact_money, fraction_pct, money, qty, share
+from .templatetags.portfolio_tags import exact_money, fraction_pct, money, qty, share, signed_share
 
 HUNDRED = Decimal(100)
 RANGES = [("7", "7D"), ("30", "30D"), ("90", "90D"), ("365", "1Y"), ("all", "All")]
@@ -195,6 +195,16 @@ class Estimate:
     available_cash: Decimal
     cash_after: Decimal
     problems: list[Problem] = field(default_factory=list)
+    market_price: Decimal | None = None
+    trigger: Decimal | None = None  # a protective order's stop (a trailing stop's, where it would start)
+
+    @property
+    def trigger_distance(self) -> Decimal | None:
+        """How far the trigger is from the price now, in percent of it (negative: below)."""
+        if self.trigger is None or not self.market_price:
+            return None
+        with localcontext(CONTEXT):
+            return quantize((self.trigger - self.market_price) / self.market_price * 100, places=2)
 
     @property
     def is_buy(self) -> bool:
@@ -207,9 +217,18 @@ class Estimate:
 
 
 def _estimate(portfolio: Portfolio, data: dict) -> Estimate:
+    """Priced at what it would fill at: the market, its limit, or its trigger (a gap past a stop fills beyond)."""
     coin, side, kind, quantity = data["coin"], data["side"], data["type"], data["quantity"]
     quote = getattr(coin, "quote", None)
-    price = data["limit_price"] if kind == Order.Type.LIMIT else quote.current_price
+    trigger = data.get("stop_price")
+    if kind == Order.Type.TRAILING_STOP:
+        trigger = pricing.trail_stop(
+            side=side,
+            peak=quote.current_price,
+            trail_percent=data.get("trail_percent"),
+            trail_amount=data.get("trail_amount"),
+        )
+    price = data["limit_price"] or trigger or quote.current_price
     available = portfolio.available_cash
     problems = []
     priced = pricing.price_order(side=side, quantity=quantity, price=price)
@@ -242,7 +261,21 @@ def _estimate(portfolio: Portfolio, data: dict) -> Estimate:
                 "The last price is stale: market orders wait for the next sync (a limit order can be placed).",
             )
         )
-    return Estimate(side, kind, coin, quantity, price, notional, fee, total, available, cash_after, problems)
+    return Estimate(
+        side,
+        kind,
+        coin,
+        quantity,
+        price,
+        notional,
+        fee,
+        total,
+        available,
+        cash_after,
+        problems,
+        market_price=quote.current_price,
+        trigger=trigger,
+    )
 
 
 def _preview_context(portfolio: Portfolio, data=None, *, shown_errors=()) -> dict:
@@ -322,6 +355,74 @@ def _risk_rows(risk: selectors.Risk) -> list[dict]:
     return rows
 
 
+MINUS = "\u2212"
+BENCHMARK_DAYS = "30"  # the range the performance chart opens on (_range_switch.html)
+
+
+def _ratio(value: Decimal | None) -> str:
+    return "—" if value is None else f"{value:.2f}".replace("-", MINUS)
+
+
+def _benchmark_rows(against: selectors.Benchmark) -> list[dict]:
+    """Alpha, beta, tracking error and information ratio against the coin, each with its explanation and, for one
+    that is missing (—), why."""
+    name = against.coin.name
+    with localcontext(CONTEXT):
+        alpha = signed_share(against.alpha * HUNDRED) if against.alpha is not None else "—"
+    rows = [
+        {
+            "key": "alpha",
+            "label": "Alpha",
+            "value": alpha,
+            "help": f"The return a year beyond what following {name} explains (beta × its return), from daily "
+            "returns, risk-free rate 0.",
+        },
+        {
+            "key": "beta",
+            "label": "Beta",
+            "value": _ratio(against.beta),
+            "help": f"How far the portfolio moves when {name} moves 1%: 1 in step, 0 unrelated, below 0 against it.",
+        },
+        {
+            "key": "tracking_error",
+            "label": "Tracking error",
+            "value": fraction_pct(against.tracking_error),
+            "help": f"How far the daily returns stray from {name}'s, annualised: the spread of the differences × √365.",
+        },
+        {
+            "key": "information_ratio",
+            "label": "Information ratio",
+            "value": _ratio(against.information_ratio),
+            "help": f"The return a year beyond {name}'s per unit of tracking error; above 0.5 is good, below 0 trails it.",
+        },
+    ]
+    for row in rows:
+        row["missing"] = against.missing.get(row["key"], "")
+    return rows
+
+
+def _benchmark_context(request: HttpRequest, portfolio: Portfolio) -> dict:
+    """The performance card against a coin with stored prices (`?benchmark=`, else bitcoin), over the range the chart
+    opens on; an unknown coin falls back to bitcoin."""
+    coins = list(selectors.benchmark_coins())
+    wanted = request.GET.get("benchmark", "")
+    coin_id = wanted if wanted in {coin.pk for coin in coins} else selectors.DEFAULT_BENCHMARK
+    try:
+        result = selectors.performance(
+            portfolio, days=selectors.PERFORMANCE_DAYS[BENCHMARK_DAYS], benchmark=coin_id
+        ).benchmark
+    except DomainError:  # not even bitcoin on this desk yet
+        return {"benchmark": None, "benchmark_coins": coins}
+    twr = result.time_weighted_return
+    return {
+        "benchmark": result,
+        "benchmark_coins": coins,
+        "benchmark_rows": _benchmark_rows(result),
+        "benchmark_twr": "—" if twr is None else signed_share(twr * HUNDRED),
+        "benchmark_twr_missing": result.missing.get("benchmark.twr", ""),
+    }
+
+
 DONUT_SLICES = 7
 
 
@@ -373,6 +474,11 @@ def _portfolio_page(
     if ticket is None:
         coin = request.GET.get("coin", "")
         ticket = OrderTicketForm(initial={"coin": coin} if coin else {})
+    open_orders = list(
+        selectors.orders_for_owner(user)
+        .filter(portfolio=portfolio, status=Order.Status.OPEN)
+        .select_related("coin", "coin__quote")
+    )
     context = {
         "portfolio": portfolio,
         "valuation": valuation,
@@ -385,11 +491,8 @@ def _portfolio_page(
         "donut": _donut(valuation),
         "risk": risk,
         "risk_rows": _risk_rows(risk),
-        "open_orders": list(
-            selectors.orders_for_owner(user)
-            .filter(portfolio=portfolio, status=Order.Status.OPEN)
-            .select_related("coin")
-        ),
+        "open_orders": open_orders,
+        "protection": _protection(open_orders),
         "trades": list(selectors.trades_for(user).filter(portfolio=portfolio)[:20]),
         "ticket": ticket,
         "ticket_key": uuid4().hex,
@@ -397,6 +500,7 @@ def _portfolio_page(
         "ranges": RANGES,
         "csv_url": f"{reverse('api:trade-list')}?{urlencode({'format': 'csv', 'portfolio': portfolio.pk})}",
         **_preview_context(portfolio, ticket.data if ticket.is_bound else None, shown_errors=ticket.errors),
+        **_benchmark_context(request, portfolio),
     }
     return render(request, "portfolios/portfolio_detail.html", context, status=status)
 
@@ -414,6 +518,30 @@ def order_preview_view(request: HttpRequest, portfolio_id: int) -> HttpResponse:
     portfolio = _own_portfolio(request, portfolio_id)
     context = {**_preview_context(portfolio, request.GET), "swap_actions": True}
     return render(request, "portfolios/_ticket_preview.html", context)
+
+
+def _protection(open_orders: list[Order]) -> dict[str, dict[str, Order]]:
+    """Per coin, the open sell orders guarding the position: its nearest stop below, its nearest target above."""
+    guards: dict[str, dict[str, Order]] = {}
+    for order in open_orders:
+        if order.side != Order.Side.SELL or order.stop_price is None:
+            continue
+        role = "target" if order.type == Order.Type.TAKE_PROFIT else "stop"
+        held = guards.setdefault(order.coin_id, {}).get(role)
+        if held is None or (
+            order.stop_price < held.stop_price if role == "target" else order.stop_price > held.stop_price
+        ):
+            guards[order.coin_id][role] = order
+    return guards
+
+
+def _resting_message(order: Order) -> str:
+    """A protective order placed: what triggers it."""
+    what = f"{order.get_type_display()} {order.side} of {as_str(order.quantity)} {order.coin.symbol.upper()}"
+    if order.type == Order.Type.TRAILING_STOP:
+        trail = f"{as_str(order.trail_percent)} %" if order.trail_percent is not None else money(order.trail_amount)
+        return f"{what} placed: it trails the best price by {trail}, now at {money(order.stop_price)}."
+    return f"{what} placed: it triggers at {money(order.stop_price)}."
 
 
 def _filled_message(order: Order) -> str:
@@ -440,7 +568,7 @@ def order_place_view(request: HttpRequest, portfolio_id: int) -> HttpResponse:
                 side=data["side"],
                 type=data["type"],
                 quantity=data["quantity"],
-                limit_price=data["limit_price"],
+                **form.terms(),
                 idempotency_key=f"ticket:{key}" if IDEMPOTENCY_KEY.match(key) else None,  # a double submit: one order
             )
         except (DomainError, ValidationError) as exc:
@@ -451,6 +579,8 @@ def order_place_view(request: HttpRequest, portfolio_id: int) -> HttpResponse:
                 messages.info(request, "That order was already placed: it was not sent twice.")
             elif order.status == Order.Status.FILLED:
                 messages.success(request, _filled_message(order))
+            elif order.type != Order.Type.LIMIT:
+                messages.success(request, _resting_message(order))
             else:
                 messages.success(
                     request,

@@ -1,7 +1,8 @@
 """Browser forms for strategies and backtests: parameter inputs come from the kind declarations."""
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from django import forms
 from django.conf import settings
@@ -9,7 +10,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from cryptodesk.forms import BoundedDecimalField, CoinChoiceField, amount_field
+from cryptodesk.forms import BoundedDecimalField, BoundedIntegerField, CoinChoiceField, amount_field
+from cryptodesk.money import CONTEXT, NumberRejected, parse_bounded_decimal
 from market.models import Coin
 from portfolios.models import Portfolio
 
@@ -56,7 +58,8 @@ class ParamField(forms.Field):
 
 
 def param_field(param: Param, initial) -> forms.Field:
-    """A number input bounded as the declaration says, its default filled in and its description as help."""
+    """A number input bounded as the declaration says, its default filled in and its description as help; an
+    optional parameter (a protective exit) may be left empty, which leaves it off."""
     if param.kind is int:
         step = "1"
     else:
@@ -68,6 +71,7 @@ def param_field(param: Param, initial) -> forms.Field:
     return ParamField(
         param=param,
         label=param_label(param),
+        required=not param.optional,
         initial=initial,
         help_text=param.description,
         widget=forms.NumberInput(attrs=attrs),
@@ -289,3 +293,147 @@ class PaperRunForm(forms.Form):
     def __init__(self, data=None, *, user, **kwargs):
         super().__init__(data, **kwargs)
         self.fields["portfolio"].queryset = Portfolio.objects.filter(owner=user).order_by("created_at", "id")
+
+
+# --- optimisations -----------------------------------------------------------------------------------
+
+GRID_PREFIX = "grid."  # a parameter's list input is named as the service names its errors: "grid.fast"
+RANGE_PARTS = ("from", "to", "step")
+OBJECTIVE_LABELS = {
+    "sharpe": "Sharpe ratio (highest)",
+    "total_return": "Total return (highest)",
+    "cagr": "CAGR (highest)",
+    "sortino": "Sortino ratio (highest)",
+    "max_drawdown": "Max drawdown (lowest)",
+    "profit_factor": "Profit factor (highest)",
+    "win_rate": "Win rate (highest)",
+}
+
+
+def _grid_input(param: Param, part: str) -> forms.CharField:
+    attrs = {"autocomplete": "off", "spellcheck": "false", "data-grid-part": part}
+    if part == "values":
+        attrs["placeholder"] = "e.g. 10, 20, 30" if param.kind is int else "e.g. 0.05, 0.1"
+        label, help_text = f"{param_label(param)}: values", ""
+    else:
+        attrs["inputmode"] = "numeric" if param.kind is int else "decimal"
+        label, help_text = f"{param_label(param)}: {part}", ""
+    return forms.CharField(
+        label=label, required=False, max_length=2000, help_text=help_text, widget=forms.TextInput(attrs=attrs)
+    )
+
+
+class OptimizationForm(BacktestForm):
+    """The backtest inputs, an objective, and for each of the kind's parameters a list of values or a range
+    (from, to, step); a parameter left empty keeps the strategy's value. Optionally walk-forward windows."""
+
+    objective = forms.ChoiceField(choices=list(OBJECTIVE_LABELS.items()), initial="sharpe", label="Rank by")
+    walk_forward = forms.BooleanField(
+        required=False,
+        label="Walk-forward",
+        help_text="Optimise on each train window, then trade its best on the test window after it.",
+    )
+    train_bars = BoundedIntegerField(label="Train bars", required=False, min_value=2, initial=180)
+    test_bars = BoundedIntegerField(label="Test bars", required=False, min_value=2, initial=60)
+
+    def __init__(self, data=None, *, strategy: Strategy, **kwargs):
+        super().__init__(data, **kwargs)
+        self.strategy = strategy
+        self.kind = KINDS[strategy.kind]
+        for param in self.kind.params:
+            self.fields[GRID_PREFIX + param.name] = _grid_input(param, "values")
+            for part in RANGE_PARTS:
+                self.fields[f"{GRID_PREFIX}{param.name}.{part}"] = _grid_input(param, part)
+
+    @classmethod
+    def for_strategy(cls, strategy) -> "OptimizationForm":
+        """The backtest form's default range for this strategy (BacktestForm.for_strategy)."""
+        return cls(strategy=strategy, initial=BacktestForm.for_strategy(strategy).initial)
+
+    @property
+    def max_combinations(self) -> int:
+        return settings.OPTIMIZE_MAX_COMBINATIONS
+
+    @property
+    def grid_inputs(self) -> list[dict]:
+        """Each parameter's list input and range inputs, with its declaration and the strategy's value."""
+        return [
+            {
+                "param": param,
+                "label": param_label(param),
+                "current": self.strategy.params.get(param.name, param.default),
+                "values": self[GRID_PREFIX + param.name],
+                "range": [self[f"{GRID_PREFIX}{param.name}.{part}"] for part in RANGE_PARTS],
+            }
+            for param in self.kind.params
+        ]
+
+    def _range(self, param: Param) -> list[str] | None:
+        """The values of a range (from, to, step), each checked by the declaration; None when none is given."""
+        names = [f"{GRID_PREFIX}{param.name}.{part}" for part in RANGE_PARTS]
+        raw = [self.cleaned_data.get(name, "").strip() for name in names]
+        if not any(raw):
+            return None
+        if not all(raw):
+            for name, text in zip(names, raw, strict=True):
+                if not text:
+                    self.add_error(name, "Give from, to and step, or leave all three empty.")
+            return None
+        bounds = []
+        for name, text in zip(names[:2], raw[:2], strict=True):
+            try:
+                bounds.append(param.clean(text))
+            except ParamError as exc:
+                self.add_error(name, exc.message)
+        if len(bounds) < 2:
+            return None
+        low, high = bounds
+        try:
+            step = parse_bounded_decimal(raw[2])
+        except NumberRejected:
+            step = None
+        if step is None or step <= 0 or (param.kind is int and step != step.to_integral_value()):
+            kind = "a whole number" if param.kind is int else "a number"
+            self.add_error(names[2], f"The step must be {kind} above 0.")
+            return None
+        if high < low:
+            self.add_error(names[1], "“To” must not be below “from”.")
+            return None
+        with localcontext(CONTEXT):
+            count = int((Decimal(high) - Decimal(low)) / step) + 1
+            if count > self.max_combinations:
+                self.add_error(names[2], f"This range has {count:,} values: at most {self.max_combinations:,}.")
+                return None
+            return [str(Decimal(low) + index * step) for index in range(count)]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        grid: dict[str, list[str]] = {}
+        for param in self.kind.params:
+            name = GRID_PREFIX + param.name
+            listed = [token for token in re.split(r"[\s,;]+", data.get(name, "")) if token]
+            ranged = self._range(param)
+            if listed and ranged is not None:
+                self.add_error(name, "Give a list or a range, not both.")
+            elif listed:
+                grid[param.name] = listed
+            elif ranged is not None:
+                grid[param.name] = ranged
+        data["grid"] = grid
+        if data.get("walk_forward"):
+            for name in ("train_bars", "test_bars"):
+                if data.get(name) is None and name not in self.errors:
+                    self.add_error(name, "Give a number of bars.")
+        return data
+
+    def service_arguments(self) -> dict:
+        data = self.cleaned_data
+        walk_forward = None
+        if data.get("walk_forward"):
+            walk_forward = {"train_bars": data["train_bars"], "test_bars": data["test_bars"]}
+        return {
+            **super().service_arguments(),
+            "grid": data["grid"],
+            "objective": data["objective"],
+            "walk_forward": walk_forward,
+        }

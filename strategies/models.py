@@ -14,11 +14,12 @@ from .engine.kinds import KINDS, TIMEFRAMES
 
 
 def archive_if_shared(collector, field, sub_objs, using) -> None:
-    """`on_delete` of a strategy's owner: a strategy other users have backtested, traded on paper or cloned is
-    kept, archived with no owner (their runs stay); the others are deleted with the account."""
+    """`on_delete` of a strategy's owner: a strategy other users have backtested, optimised, traded on paper or
+    cloned is kept, archived with no owner (their runs stay); the others are deleted with the account."""
     model = field.model
     shared_q = Q()
-    for related, key in ((Backtest, "strategy"), (PaperRun, "strategy"), (model, "cloned_from")):
+    uses = ((Backtest, "strategy"), (Optimization, "strategy"), (PaperRun, "strategy"), (model, "cloned_from"))
+    for related, key in uses:
         others = related.objects.filter(**{key: OuterRef("pk")}).exclude(owner=OuterRef("owner"))
         shared_q |= Exists(others)
     if not isinstance(sub_objs, models.QuerySet):
@@ -177,3 +178,76 @@ class PaperFill(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id} @ {self.bar_ms}"
+
+
+class Optimization(models.Model):
+    """A grid of a strategy's parameters, each combination backtested over one range; optionally walk-forward."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    strategy = models.ForeignKey(Strategy, on_delete=models.CASCADE, related_name="optimizations")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="optimizations")
+    # the inputs, frozen as a backtest's are
+    kind = models.CharField(max_length=32)
+    params = models.JSONField(default=dict, help_text="The strategy's parameters: those the grid does not vary.")
+    grid = models.JSONField(default=dict, help_text="{param: [values]}, cleaned, in the kind's declared order.")
+    objective = models.CharField(max_length=16)
+    coin = models.ForeignKey(Coin, on_delete=models.PROTECT, related_name="+")
+    timeframe = models.CharField(max_length=4)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    initial_capital = models.DecimalField(**AMOUNT)
+    fee_bps = models.DecimalField(max_digits=8, decimal_places=4)
+    slippage_bps = models.DecimalField(max_digits=8, decimal_places=4)
+    train_bars = models.PositiveIntegerField(null=True, blank=True, help_text="Walk-forward: bars to optimise on.")
+    test_bars = models.PositiveIntegerField(null=True, blank=True, help_text="Walk-forward: bars to test on.")
+    combinations = models.PositiveIntegerField(default=0, help_text="The grid's size, refused ones included.")
+    skipped = models.PositiveIntegerField(default=0, help_text="Combinations the kind refuses (fast ≥ slow).")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    # the outputs
+    data_start = models.DateTimeField(null=True, blank=True)
+    data_end = models.DateTimeField(null=True, blank=True)
+    bars = models.PositiveIntegerField(default=0)
+    results = models.JSONField(
+        default=dict, blank=True, help_text='{"params": [names], "metrics": [names], "rows": [[values], [metrics]]}'
+    )
+    best = models.JSONField(null=True, blank=True, help_text="{index, params, metrics} of the best combination.")
+    windows = models.JSONField(default=list, blank=True, help_text="Walk-forward windows, in time order.")
+    oos_metrics = models.JSONField(null=True, blank=True, help_text="Metrics of the stitched test windows.")
+    oos_equity = models.JSONField(default=list, blank=True, help_text="[[epoch ms, equity], …] of those windows.")
+    deflated_sharpe = models.JSONField(null=True, blank=True, help_text="The best's deflated Sharpe ratio, inputs.")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="The worker's last sign of life.")
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="How many times a worker has claimed it.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["strategy", "-created_at"], name="optimization_strategy_idx"),
+            models.Index(fields=["owner", "status"], name="optimization_owner_status_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(end__gt=F("start")), name="optimization_end_after_start"),
+            models.CheckConstraint(condition=Q(initial_capital__gt=0), name="optimization_capital_gt_0"),
+            models.CheckConstraint(condition=Q(progress__lte=100), name="optimization_progress_lte_100"),
+            models.CheckConstraint(
+                condition=Q(train_bars__isnull=True, test_bars__isnull=True) | Q(train_bars__gte=2, test_bars__gte=2),
+                name="optimization_walk_forward_both",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.strategy} grid of {self.combinations} ({self.status})"
+
+    @property
+    def is_walk_forward(self) -> bool:
+        return self.train_bars is not None

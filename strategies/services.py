@@ -25,7 +25,7 @@ from .engine import backtest as engine
 from .engine import convert, metrics
 from .engine.kinds import KINDS, TIMEFRAMES, ParamError, validate
 from .errors import NotAllowed, TooManyBacktests, field_error
-from .models import Backtest, PaperFill, PaperRun, Strategy
+from .models import Backtest, Optimization, PaperFill, PaperRun, Strategy
 
 logger = logging.getLogger(__name__)
 
@@ -92,11 +92,12 @@ def update_strategy(*, strategy: Strategy, user, **changes) -> Strategy:
 
 @transaction.atomic
 def delete_strategy(*, strategy: Strategy, user) -> bool:
-    """The owner's delete. A strategy others have backtested, trade on paper or cloned is archived instead
-    (hidden, not runnable, their runs kept); the owner's own backtests of it go either way. True if deleted."""
+    """The owner's delete. A strategy others have backtested, optimised, trade on paper or cloned is archived
+    instead (hidden, not runnable, their runs kept); the owner's own runs of it go either way. True if deleted."""
     strategy = Strategy.objects.select_for_update().get(pk=strategy.pk, owner=user)
     in_use = (
         strategy.backtests.exclude(owner=user).exists()
+        or strategy.optimizations.exclude(owner=user).exists()
         or strategy.paper_runs.exclude(owner=user).exists()
         or strategy.clones.exclude(owner=user).exists()
     )
@@ -105,6 +106,7 @@ def delete_strategy(*, strategy: Strategy, user) -> bool:
         return True
     now = timezone.now()
     strategy.backtests.filter(owner=user).delete()
+    strategy.optimizations.filter(owner=user).delete()
     strategy.paper_runs.filter(owner=user, status=PaperRun.Status.ACTIVE).update(
         status=PaperRun.Status.STOPPED, stopped_at=now
     )
@@ -152,7 +154,9 @@ def queue_backtest(
     # the user: two requests at once must not both see room under the cap
     get_user_model().objects.select_for_update().filter(pk=user.pk).first()
     cap = settings.BACKTEST_MAX_ACTIVE_PER_USER
-    if Backtest.objects.filter(owner=user, status__in=ACTIVE).count() >= cap:
+    active = Backtest.objects.filter(owner=user, status__in=ACTIVE).count()
+    active += Optimization.objects.filter(owner=user, status__in=ACTIVE).count()  # one cap for both kinds of run
+    if active >= cap:
         raise TooManyBacktests(
             f"You already have {cap} backtests queued or running: wait for one to finish, then try again."
         )
@@ -318,6 +322,7 @@ def _run(backtest: Backtest) -> None:
             "quantity": as_str(convert.to_decimal(trade.quantity, places=18)),
             "pnl": as_str(convert.to_decimal(trade.pnl)),
             "return": convert.to_number(trade.return_),
+            "exit_reason": trade.exit_reason,
         }
         for trade in simulation.trades
     ]
@@ -350,7 +355,7 @@ def kinds_catalogue() -> list[dict]:
                 {
                     "name": param.name,
                     "type": "integer" if param.kind is int else "decimal",
-                    "default": param.default if param.kind is int else str(param.default),
+                    "default": param.default if param.kind is int or param.default is None else str(param.default),
                     "minimum": param.minimum if param.kind is int else str(param.minimum),
                     "maximum": param.maximum if param.kind is int else str(param.maximum),
                     "description": param.description,
@@ -430,19 +435,46 @@ def _run_book(run) -> tuple[Decimal, Decimal]:
     return cash, quantity
 
 
+def _open_position(run) -> tuple[float, int] | None:
+    """(average fill price, bar of the first buy) of the coins the run holds, from its own fills; None when flat.
+    Sells leave the average as it is; selling out starts the next position afresh."""
+    held, bought, paid, first_bar = Decimal(0), Decimal(0), Decimal(0), None
+    with localcontext(CONTEXT):
+        for fill in run.fills.select_related("order"):
+            order = fill.order
+            if order.status != Order.Status.FILLED:
+                continue
+            if order.side != pricing.BUY:
+                held -= order.quantity
+                continue
+            if held <= 0:
+                held, bought, paid, first_bar = Decimal(0), Decimal(0), Decimal(0), fill.bar_ms
+            held += order.quantity
+            bought += order.quantity
+            paid += order.quantity * order.filled_price
+        if held <= 0 or first_bar is None:
+            return None
+        return float(paid / bought), first_bar
+
+
 def evaluate_paper_run(run, *, now: datetime | None = None) -> str | None:
     """Act on the newest bar's signal once: a market order through the portfolios service (same rules, fees,
     idempotency). Returns "buy", "sell" or None."""
     now = now or timezone.now()
     size = TIMEFRAMES[run.timeframe]
-    times, closes = _bars_until(run.coin_id, run.timeframe, since=from_ms(to_ms(now) - WARMUP_BARS * size))
+    params = validate(run.kind, run.params)
+    position = _open_position(run) if engine.Exits.of(params).active else None  # a stop needs its entry
+    since_ms = to_ms(now) - WARMUP_BARS * size
+    if position is not None:
+        since_ms = min(since_ms, position[1])  # every close since the entry, for the trailing stop's high
+    times, closes = _bars_until(run.coin_id, run.timeframe, since=from_ms(since_ms))
     if len(closes) < 2:
         return None
     bar_ms = int(times[-1])
     if run.last_bar_ms is not None and bar_ms <= run.last_bar_ms:
         return None  # this bar was already acted on
     signal = engine.signal_on_last_bar(
-        kind=run.kind, params=validate(run.kind, run.params), times=times, close=closes, since_ms=to_ms(run.started_at)
+        kind=run.kind, params=params, times=times, close=closes, since_ms=to_ms(run.started_at), position=position
     )
     if signal is None:
         PaperRun.objects.filter(pk=run.pk).update(last_bar_ms=bar_ms)

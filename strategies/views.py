@@ -1,5 +1,5 @@
-"""Strategy, backtest and paper-run pages: the list, the form built from the kind declarations, a strategy, a
-backtest, a strategy trading on paper with its drift report.
+"""Strategy, backtest, optimisation and paper-run pages: the list, the form built from the kind declarations, a
+strategy, a backtest, a grid of its parameters optimised, a strategy trading on paper with its drift report.
 
 A strategy page shows the user's own strategies and everyone's published ones; anything else is a 404, for
 operators too (they read the rest in the admin). Only the owner edits. A backtest and a paper run are their
@@ -28,10 +28,10 @@ from cryptodesk.money import CONTEXT, quantize
 from cryptodesk.templatetags.numbers import fraction_pct, money, tone
 from cryptodesk.timestamps import from_ms
 
-from . import selectors, services
+from . import optimizations, selectors, services
 from .engine.kinds import KINDS, TIMEFRAMES
-from .forms import BacktestForm, PaperRunForm, StrategyForm, described, param_label
-from .models import Backtest, PaperRun, Strategy
+from .forms import BacktestForm, OptimizationForm, PaperRunForm, StrategyForm, described, param_label
+from .models import Backtest, Optimization, PaperRun, Strategy
 
 PUBLISHED = Strategy.Visibility.PUBLISHED
 PUBLISHED_SHOWN = 100
@@ -588,3 +588,247 @@ def paper_run_stop_view(request: HttpRequest, run_id) -> HttpResponse:
         services.stop_paper_run(run=run)
         messages.success(request, "Paper run stopped: it places no more orders. What it bought stays in the portfolio.")
     return redirect("strategies:paper-run-detail", run_id=run.pk)
+
+
+# --- optimisations ---------------------------------------------------------------------------------
+
+OPTIMIZATIONS_SHOWN = 10
+PERCENT_METRICS = frozenset({"total_return", "cagr", "max_drawdown", "win_rate", "exposure", "buy_and_hold_return"})
+RESULT_COLUMNS = (
+    ("total_return", "Return"),
+    ("cagr", "CAGR"),
+    ("sharpe", "Sharpe"),
+    ("sortino", "Sortino"),
+    ("max_drawdown", "Max drawdown"),
+    ("win_rate", "Win rate"),
+    ("profit_factor", "Profit factor"),
+    ("trades", "Trades"),
+)
+OBJECTIVE_NAMES = {name: label for name, label in RESULT_COLUMNS}
+
+
+def _metric_text(name: str, value) -> str:
+    """One metric as the results table prints it: returns signed percentages, drawdowns negative, ratios to 2."""
+    number = _number(value)
+    if number is None:
+        return "—"
+    if name == "trades":
+        return f"{int(number):,}"
+    if name == "max_drawdown":
+        return MINUS + fraction_pct(number) if number else fraction_pct(number)
+    if name in {"total_return", "cagr"}:
+        return _signed_pct(number)
+    if name in PERCENT_METRICS:
+        return fraction_pct(number, 1)
+    return _ratio(number)
+
+
+def _metric_cell(name: str, value) -> dict:
+    number = _number(value)
+    return {
+        "text": _metric_text(name, value),
+        "sort": "" if number is None else format(number, "f"),
+        "tone": "down"
+        if name == "max_drawdown" and number
+        else (tone(number) if name in {"total_return", "cagr"} else ""),
+    }
+
+
+def _param_text(value) -> str:
+    return "off" if value is None else str(value)
+
+
+def _sort_key(value):
+    number = _number(value)
+    return (0, number, "") if number is not None else (1, Decimal(0), str(value))
+
+
+def _heatmap(optimization, rows: list[dict], varied: list[str]) -> dict | None:
+    """With exactly two parameters varied: the objective over their grid, rows the first, columns the second."""
+    if len(varied) != 2:
+        return None
+    y_name, x_name = varied
+    y_values = sorted({row["params"].get(y_name) for row in rows}, key=_sort_key)
+    x_values = sorted({row["params"].get(x_name) for row in rows}, key=_sort_key)
+    objective = optimization.objective
+    found = {(row["params"].get(y_name), row["params"].get(x_name)): row["metrics"].get(objective) for row in rows}
+    return {
+        "x_name": x_name,
+        "y_name": y_name,
+        "x_values": [_param_text(value) for value in x_values],
+        "rows": [
+            {
+                "value": _param_text(y),
+                "cells": [
+                    {**_metric_cell(objective, found.get((y, x))), "x": _param_text(x), "missing": (y, x) not in found}
+                    for x in x_values
+                ],
+            }
+            for y in y_values
+        ],
+    }
+
+
+def _window_rows(optimization) -> list[dict]:
+    objective = optimization.objective
+    hourly = optimization.timeframe == "1h"
+    rows = []
+    for number, window in enumerate(optimization.windows, start=1):
+        in_sample, out_of_sample = window.get("in_sample") or {}, window.get("out_of_sample") or {}
+        rows.append(
+            {
+                "number": number,
+                "train": _span(window["train_start"], window["train_end"], hourly=hourly),
+                "test": _span(window["test_start"], window["test_end"], hourly=hourly),
+                "params": ", ".join(f"{name} {value}" for name, value in (window.get("params") or {}).items())
+                or "none: stayed in cash",
+                "in_sample": _metric_cell(objective, in_sample.get(objective)) if in_sample else _metric_cell("", None),
+                "out_of_sample": _metric_cell(objective, out_of_sample.get(objective)),
+                "return": _metric_cell("total_return", out_of_sample.get("total_return")),
+            }
+        )
+    return rows
+
+
+def _span(first_ms: int, last_ms: int, *, hourly: bool) -> str:
+    first, last = from_ms(int(first_ms)).astimezone(UTC), from_ms(int(last_ms)).astimezone(UTC)
+    if hourly:
+        return f"{_day(first.date())} {first:%H:%M} – {_day(last.date())} {last:%H:%M}"
+    return f"{_day(first.date())} – {_day(last.date())}"
+
+
+def _comparison(optimization) -> list[dict]:
+    """The full range's best (in sample) beside the stitched test windows (out of sample), metric by metric."""
+    in_sample = (optimization.best or {}).get("metrics") or {}
+    out_of_sample = optimization.oos_metrics or {}
+    return [
+        {
+            "key": name,
+            "label": label,
+            "in_sample": _metric_cell(name, in_sample.get(name)),
+            "out_of_sample": _metric_cell(name, out_of_sample.get(name)),
+        }
+        for name, label in RESULT_COLUMNS
+    ]
+
+
+def _optimization_context(optimization, user) -> dict:
+    done = optimization.status == Optimization.Status.SUCCEEDED
+    grid = optimization.grid or {}
+    varied = [name for name, values in grid.items() if len(values) > 1] or list(grid)
+    rows = optimizations.result_rows(optimization) if done else []
+    best_index = (optimization.best or {}).get("index")
+    table = [
+        {
+            "index": index,
+            "is_best": index == best_index,
+            "params": [
+                {
+                    "name": name,
+                    "text": _param_text(row["params"].get(name)),
+                    "sort": _param_sort(row["params"].get(name)),
+                }
+                for name in varied
+            ],
+            "metrics": [
+                {"label": label, **_metric_cell(name, row["metrics"].get(name))} for name, label in RESULT_COLUMNS
+            ],
+        }
+        for index, row in enumerate(rows)
+    ]
+    deflation = optimization.deflated_sharpe or {}
+    dsr = _number(deflation.get("value"))
+    waited = (timezone.now() - optimization.created_at).total_seconds()
+    return {
+        "optimization": optimization,
+        "strategy_readable": selectors.is_page_readable(user, optimization.strategy_id),
+        "finished": optimization.status in {Optimization.Status.SUCCEEDED, Optimization.Status.FAILED},
+        "kind_label": KINDS[optimization.kind].label if optimization.kind in KINDS else optimization.kind,
+        "objective_label": OBJECTIVE_NAMES.get(optimization.objective, optimization.objective),
+        "minimised": optimization.objective == "max_drawdown",
+        "grid": [(name, ", ".join(_param_text(value) for value in values)) for name, values in grid.items()],
+        "varied": varied,
+        "columns": RESULT_COLUMNS,
+        "table": table,
+        "evaluated": len(rows),
+        "best": optimization.best,
+        "best_params": list(((optimization.best or {}).get("params") or {}).items()),
+        "best_metrics": [
+            {"label": label, **_metric_cell(name, ((optimization.best or {}).get("metrics") or {}).get(name))}
+            for name, label in RESULT_COLUMNS
+        ],
+        "heatmap": _heatmap(optimization, rows, varied) if done else None,
+        "windows": _window_rows(optimization) if done else [],
+        "comparison": _comparison(optimization) if done and optimization.oos_metrics else [],
+        "dsr": None if dsr is None else f"{dsr:.2f}",
+        "dsr_percent": fraction_pct(dsr, 0) if dsr is not None else "—",
+        "deflation": deflation,
+        "deflation_sharpe": _ratio(_number(deflation.get("sharpe"))),
+        "deflation_expected": _ratio(_number(deflation.get("expected_maximum_sharpe"))),
+        "deflation_psr": fraction_pct(_number(deflation.get("probabilistic_sharpe")), 0),
+        "deflation_skewness": _ratio(_number(deflation.get("skewness"))),
+        "deflation_kurtosis": _ratio(_number(deflation.get("kurtosis"))),
+        "stuck": optimization.status == Optimization.Status.QUEUED and waited > QUEUED_HINT_AFTER_S,
+        "api_url": reverse("api:optimization-detail", args=[optimization.pk]),
+    }
+
+
+def _param_sort(value) -> str:
+    number = _number(value)
+    return "" if number is None else format(number, "f")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def optimization_create_view(request: HttpRequest, strategy_id: int) -> HttpResponse:
+    """The grid form for a readable strategy; the POST queues the run and goes to its page."""
+    strategy = get_object_or_404(selectors.page_strategies(request.user), pk=strategy_id)
+    status = 200
+    if request.method == "GET":
+        form = OptimizationForm.for_strategy(strategy)
+    else:
+        form = OptimizationForm(request.POST, strategy=strategy)
+        if form.is_valid():
+
+            def queue() -> str:
+                optimization = optimizations.queue_optimization(
+                    strategy=strategy, user=request.user, **form.service_arguments()
+                )
+                return str(optimization.pk)
+
+            try:
+                optimization_id, created = submit_once(
+                    user_id=request.user.pk,
+                    scope="optimization",
+                    token=request.POST.get("submission_token", ""),
+                    create=queue,
+                )
+            except DomainError as exc:
+                add_service_errors(form, exc)
+            except TimeoutError:
+                messages.info(request, "That optimisation is still being started: it shows below shortly.")
+                return redirect("strategies:optimization-create", strategy_id=strategy.pk)
+            else:
+                if not created:
+                    messages.info(request, "That optimisation was already started: it was not run twice.")
+                return redirect("strategies:optimization-detail", optimization_id=optimization_id)
+        status = 400
+    context = {
+        "strategy": strategy,
+        "form": form,
+        "submission_token": uuid4().hex,
+        "recent": optimizations.own_optimizations(request.user).filter(strategy=strategy)[:OPTIMIZATIONS_SHOWN],
+        "kind_label": KINDS[strategy.kind].label if strategy.kind in KINDS else strategy.kind,
+    }
+    return render(request, "strategies/optimization_form.html", context, status=status)
+
+
+@login_required
+@require_GET
+def optimization_detail_view(request: HttpRequest, optimization_id) -> HttpResponse:
+    """The page, or for htmx the results block alone: it polls itself until the run has finished."""
+    optimization = get_object_or_404(optimizations.own_optimizations(request.user), pk=optimization_id)
+    template = "strategies/_optimization_results.html" if _is_htmx(request) else "strategies/optimization_detail.html"
+    response = render(request, template, _optimization_context(optimization, request.user))
+    patch_vary_headers(response, ["HX-Request"])
+    return response

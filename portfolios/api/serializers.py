@@ -96,6 +96,50 @@ class PerformanceSerializer(serializers.Serializer):
     series = SeriesPointSerializer(many=True)
 
 
+class BenchmarkSerializer(serializers.Serializer):
+    coin = serializers.CharField(help_text="The benchmark coin's id.")
+    observations = serializers.IntegerField(
+        help_text="The portfolio's daily returns, each beside the coin's on the same day (close to close)."
+    )
+    twr = AmountField(allow_null=True, help_text="The coin's time-weighted return over those days: Π (1 + b) - 1.")
+    series = SeriesPointSerializer(
+        many=True,
+        help_text="The portfolio's money held in the coin instead (the same deposits and withdrawals on the same "
+        "days), shaped as `series`; empty without the coin's history over the range.",
+    )
+
+
+class BenchmarkPerformanceSerializer(PerformanceSerializer):
+    """Performance with `?benchmark=`: the same days against a coin."""
+
+    benchmark = BenchmarkSerializer(required=False)
+    alpha = AmountField(
+        required=False,
+        allow_null=True,
+        help_text="Annualised: (1 + mean(r - beta × b))^365 - 1, r and b the daily returns of the portfolio and the "
+        "coin, risk-free 0 (empyrical's alpha).",
+    )
+    beta = AmountField(
+        required=False, allow_null=True, help_text="Regression slope of r on b: cov(r, b) / var(b) (1 = moves as it)."
+    )
+    tracking_error = AmountField(
+        required=False,
+        allow_null=True,
+        help_text="Annualised: the sample stdev of the daily active returns (r - b) × √365.",
+    )
+    information_ratio = AmountField(
+        required=False,
+        allow_null=True,
+        help_text="Mean daily active return / its stdev × √365: the annualised mean active over the tracking error.",
+    )
+    missing = serializers.DictField(
+        required=False,
+        child=serializers.CharField(),
+        help_text="Each benchmark figure that is null (benchmark.twr, alpha, beta, tracking_error, "
+        "information_ratio) → why.",
+    )
+
+
 class ValuePointSerializer(serializers.Serializer):
     time = serializers.DateTimeField(
         help_text="The bucket's start (UTC); the value is at its close, the last one live."

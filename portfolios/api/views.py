@@ -20,6 +20,7 @@ from portfolios.models import Alert, Notification, Order, Portfolio, Trade, Watc
 
 from .serializers import (
     AlertSerializer,
+    BenchmarkPerformanceSerializer,
     HoldingSerializer,
     NotificationSerializer,
     OrderCreateSerializer,
@@ -90,8 +91,16 @@ class PortfolioViewSet(OwnedMixin, ModelViewSet):
         return Response(SummarySerializer(selectors.portfolio_valuation(self.get_object())).data)
 
     @extend_schema(
-        parameters=[OpenApiParameter("days", str, enum=list(selectors.PERFORMANCE_DAYS), default="30")],
-        responses=PerformanceSerializer,
+        parameters=[
+            OpenApiParameter("days", str, enum=list(selectors.PERFORMANCE_DAYS), default="30"),
+            OpenApiParameter(
+                "benchmark",
+                str,
+                description="A coin id: adds `benchmark`, `alpha`, `beta`, `tracking_error`, `information_ratio` "
+                f"and `missing`; empty for {selectors.DEFAULT_BENCHMARK}, absent for none. An unknown coin is a 400.",
+            ),
+        ],
+        responses=BenchmarkPerformanceSerializer,
     )
     @action(detail=True, methods=["get"])
     def performance(self, request: Request, pk=None) -> Response:
@@ -100,7 +109,8 @@ class PortfolioViewSet(OwnedMixin, ModelViewSet):
             from rest_framework.exceptions import ValidationError
 
             raise ValidationError({"days": [f"Use one of {', '.join(selectors.PERFORMANCE_DAYS)}."]})
-        result = selectors.performance(self.get_object(), days=selectors.PERFORMANCE_DAYS[key])
+        benchmark = request.query_params.get("benchmark")
+        result = selectors.performance(self.get_object(), days=selectors.PERFORMANCE_DAYS[key], benchmark=benchmark)
         body = {
             "days": result.days,
             "time_weighted_return": result.time_weighted_return,
@@ -108,7 +118,18 @@ class PortfolioViewSet(OwnedMixin, ModelViewSet):
             "net_flows": result.net_flows,
             "series": [{"date": day, "total_value": value} for day, value in result.series],
         }
-        return Response(PerformanceSerializer(body).data)
+        if result.benchmark is None:
+            return Response(PerformanceSerializer(body).data)
+        against = result.benchmark
+        body["benchmark"] = {
+            "coin": against.coin.pk,
+            "observations": against.observations,
+            "twr": against.time_weighted_return,
+            "series": [{"date": day, "total_value": value} for day, value in against.series],
+        }
+        body.update({name: getattr(against, name) for name in selectors.RELATIVE_FIGURES})
+        body["missing"] = against.missing
+        return Response(BenchmarkPerformanceSerializer(body).data)
 
     @extend_schema(
         parameters=[OpenApiParameter("days", str, enum=list(selectors.PERFORMANCE_DAYS), default="30")],

@@ -1,9 +1,12 @@
 """Display helpers for paper-trading pages: the number filters (from cryptodesk) and the user's watchlists."""
 
+from decimal import localcontext
+
 from django import template
 from django.db.models import Exists, OuterRef
 
 from cryptodesk.api.scoping import owner_scoped
+from cryptodesk.money import CONTEXT
 from cryptodesk.templatetags.numbers import (
     ago,
     exact_money,
@@ -45,3 +48,19 @@ def watched_coin_ids(context) -> set[str]:
     return set(
         Watchlist.coins.through.objects.filter(watchlist__owner=user).values_list("coin_id", flat=True).distinct()
     )
+
+
+@register.filter
+def trigger_distance(order) -> str:
+    """How far a protective order's trigger is from the last price, in percent of it: "−4.20%"."""
+    quote = getattr(order.coin, "quote", None)
+    if order.stop_price is None or quote is None or not quote.current_price:
+        return ""
+    with localcontext(CONTEXT):
+        return signed_share((order.stop_price - quote.current_price) / quote.current_price * 100)
+
+
+@register.filter
+def lookup(mapping, key):
+    """`mapping|lookup:key`: the value for a key a template cannot spell as an attribute (a coin id)."""
+    return mapping.get(key) if mapping else None

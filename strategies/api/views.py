@@ -1,5 +1,6 @@
-"""Strategies API: CRUD (yours, published ones to read), kinds, clone, backtests."""
+"""Strategies API: CRUD (yours, published ones to read), kinds, clone, backtests, optimisations."""
 
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -8,15 +9,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.viewsets import GenericViewSet, ModelViewSet
 
-from strategies import selectors, services
+from strategies import optimizations, selectors, services
 from strategies.errors import NotAllowed, TooManyBacktests, field_error
-from strategies.models import Backtest, PaperRun, Strategy
+from strategies.models import Backtest, Optimization, PaperRun, Strategy
 
 from .serializers import (
     BacktestCreateSerializer,
     BacktestSerializer,
     BacktestSummarySerializer,
     KindSerializer,
+    OptimizationCreateSerializer,
+    OptimizationSerializer,
+    OptimizationSummarySerializer,
     PaperRunCreateSerializer,
     PaperRunDetailSerializer,
     PaperRunSerializer,
@@ -36,6 +40,11 @@ def _problem(error: type, description: str) -> dict:
     }
 
 
+OPTIMIZATION_CAP = _problem(
+    TooManyBacktests,
+    "You already have BACKTEST_MAX_ACTIVE_PER_USER (default 3) backtests or optimisations queued or running: wait "
+    "for one to finish (or too many requests: see Retry-After)",
+)
 PUBLISH_REFUSED = _problem(NotAllowed, "Only analysts and admins can publish strategies (`visibility: published`)")
 BACKTEST_CAP = _problem(
     TooManyBacktests,
@@ -64,7 +73,7 @@ class StrategyViewSet(ModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Strategy.objects.none()
-        readable = self.request.method in SAFE or self.action in {"clone", "backtests", "paper"}
+        readable = self.request.method in SAFE or self.action in {"clone", "backtests", "paper", "optimizations"}
         params = self.request.query_params
         return selectors.filtered_strategies(
             self.request.user,
@@ -111,6 +120,37 @@ class StrategyViewSet(ModelViewSet):
         backtest.refresh_from_db()  # without a broker it has already run
         return Response(BacktestSerializer(backtest).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(
+        request=OptimizationCreateSerializer,
+        responses={202: OptimizationSerializer, **OPTIMIZATION_CAP},
+        parameters=[
+            OpenApiParameter(
+                "Location",
+                str,
+                OpenApiParameter.HEADER,
+                response=[202],
+                description="The optimisation's own URL, to poll.",
+            )
+        ],
+        description="Backtest every combination of a grid of this strategy's parameters over one range (optionally "
+        "walk-forward), on a worker. Poll the Location until `status` is `succeeded` or `failed`. Errors name "
+        "`grid.<param>` (an unknown parameter, an empty or non-list value, a value out of bounds) or `grid` (too "
+        "many combinations, or none the kind accepts); combinations the kind refuses (fast ≥ slow) are skipped "
+        "and counted in `skipped`.",
+    )
+    @action(detail=True, methods=["post"])
+    def optimizations(self, request: Request, pk=None) -> Response:
+        serializer = OptimizationCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        optimization = optimizations.queue_optimization(
+            strategy=self.get_object(), user=request.user, **serializer.validated_data
+        )
+        optimization.refresh_from_db()  # without a broker it has already run
+        location = request.build_absolute_uri(reverse("api:optimization-detail", args=[optimization.pk]))
+        return Response(
+            OptimizationSerializer(optimization).data, status=status.HTTP_202_ACCEPTED, headers={"Location": location}
+        )
+
 
 class BacktestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, GenericViewSet):
     """Your backtests (operators read all). The list leaves out curves and trades."""
@@ -122,6 +162,24 @@ class BacktestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, GenericV
         if getattr(self, "swagger_fake_view", False):
             return Backtest.objects.none()
         return selectors.api_backtests(
+            self.request.user, summary=self.action == "list", strategy_id=self.request.query_params.get("strategy")
+        )
+
+    @extend_schema(parameters=[OpenApiParameter("strategy", int)])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+
+class OptimizationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, GenericViewSet):
+    """Your optimisations (operators read all). The list leaves out the result rows, windows and equity."""
+
+    def get_serializer_class(self):
+        return OptimizationSummarySerializer if self.action == "list" else OptimizationSerializer
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Optimization.objects.none()
+        return optimizations.api_optimizations(
             self.request.user, summary=self.action == "list", strategy_id=self.request.query_params.get("strategy")
         )
 

@@ -21,10 +21,14 @@ class ParamError(ValueError):
 class Param:
     name: str
     kind: type  # int or Decimal
-    default: int | Decimal
+    default: int | Decimal | None  # None: optional, off when absent
     minimum: int | Decimal
     maximum: int | Decimal
     description: str
+
+    @property
+    def optional(self) -> bool:
+        return self.default is None
 
     def clean(self, raw: object) -> int | Decimal:
         """The value checked for shape and bounds before it is ever built: a huge exponent or a 5,000-digit
@@ -71,17 +75,26 @@ class Kind:
     description: str
     params: tuple[Param, ...]
     check: Callable[[dict], None] = field(default=lambda params: None)
+    no_exits: str = ""  # why the protective exits do not apply to this kind (it then does not declare them)
 
     def defaults(self) -> dict:
-        return {param.name: param.default for param in self.params}
+        return {param.name: param.default for param in self.params if not param.optional}
 
     def validate(self, raw: dict | None) -> dict:
-        """Defaults filled in, types and bounds checked, cross-parameter rules applied; unknown keys refused."""
+        """Defaults filled in, types and bounds checked, cross-parameter rules applied; unknown keys refused.
+        An optional parameter absent or null is off: it is left out of the result."""
         raw = dict(raw or {})
         unknown = sorted(set(raw) - {param.name for param in self.params})
         if unknown:
-            raise ParamError(unknown[0], f"{unknown[0]} is not a parameter of {self.name}.")
-        cleaned = {param.name: param.clean(raw.get(param.name, param.default)) for param in self.params}
+            name = unknown[0]
+            if self.no_exits and name in PROTECTIVE_NAMES:
+                raise ParamError(name, f"{name} does not apply to {self.name}: {self.no_exits}")
+            raise ParamError(name, f"{name} is not a parameter of {self.name}.")
+        cleaned = {
+            param.name: param.clean(raw.get(param.name, param.default))
+            for param in self.params
+            if not param.optional or raw.get(param.name) is not None
+        }
         self.check(cleaned)
         return cleaned
 
@@ -96,6 +109,37 @@ def _lower_below_upper(params: dict) -> None:
         raise ParamError("lower", "lower must be below upper.")
 
 
+# Protective exits, optional on every kind that holds one position (fractions of a price: 0.05 = 5 %). The smallest
+# is a basis point; a stop or trail can be at most 99 % away, a target at most +10,000 %.
+PROTECTIVE = (
+    Param(
+        "stop_loss_pct",
+        Decimal,
+        None,
+        Decimal("0.0001"),
+        Decimal("0.99"),
+        "Stop loss: sell on the first close at or below the entry price × (1 − this). 0.05 = 5 %; empty: none.",
+    ),
+    Param(
+        "take_profit_pct",
+        Decimal,
+        None,
+        Decimal("0.0001"),
+        Decimal(100),
+        "Take profit: sell on the first close at or above the entry price × (1 + this). 0.2 = 20 %; empty: none.",
+    ),
+    Param(
+        "trailing_stop_pct",
+        Decimal,
+        None,
+        Decimal("0.0001"),
+        Decimal("0.99"),
+        "Trailing stop: sell on the first close at or below the highest close since the entry × (1 − this). "
+        "0.1 = 10 %; empty: none.",
+    ),
+)
+PROTECTIVE_NAMES = frozenset(param.name for param in PROTECTIVE)
+
 KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in [
@@ -106,6 +150,7 @@ KINDS: dict[str, Kind] = {
             (
                 Param("fast", int, 20, 2, 500, "Bars in the fast average."),
                 Param("slow", int, 50, 3, 1000, "Bars in the slow average."),
+                *PROTECTIVE,
             ),
             _fast_below_slow,
         ),
@@ -116,6 +161,7 @@ KINDS: dict[str, Kind] = {
             (
                 Param("fast", int, 12, 2, 500, "Bars in the fast average."),
                 Param("slow", int, 26, 3, 1000, "Bars in the slow average."),
+                *PROTECTIVE,
             ),
             _fast_below_slow,
         ),
@@ -127,6 +173,7 @@ KINDS: dict[str, Kind] = {
                 Param("period", int, 14, 2, 200, "Bars in Wilder's RSI."),
                 Param("lower", Decimal, Decimal(30), Decimal(1), Decimal(99), "Oversold level."),
                 Param("upper", Decimal, Decimal(70), Decimal(1), Decimal(99), "Overbought level."),
+                *PROTECTIVE,
             ),
             _lower_below_upper,
         ),
@@ -135,7 +182,7 @@ KINDS: dict[str, Kind] = {
             "Breakout",
             "Buy when the close breaks above the highest close of the last `lookback` bars; "
             "sell when it breaks below the lowest.",
-            (Param("lookback", int, 20, 2, 500, "Bars that define the range."),),
+            (Param("lookback", int, 20, 2, 500, "Bars that define the range."), *PROTECTIVE),
         ),
         Kind(
             "dca",
@@ -145,6 +192,7 @@ KINDS: dict[str, Kind] = {
                 Param("amount", Decimal, Decimal(100), Decimal("0.01"), Decimal(10) ** 9, "USD per purchase."),
                 Param("every_days", int, 7, 1, 365, "Days between purchases."),
             ),
+            no_exits="it buys lots on a schedule and holds every lot to the end, so there is no single entry to stop.",
         ),
     ]
 }

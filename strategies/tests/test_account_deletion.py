@@ -12,7 +12,7 @@ from conftest import PASSWORD, api_for, make_user
 from market.models import Coin, PricePoint, Quote
 from portfolios import services as portfolio_services
 from strategies import services
-from strategies.models import Backtest, PaperRun, Strategy
+from strategies.models import Backtest, Optimization, PaperRun, Strategy
 
 pytestmark = pytest.mark.django_db
 
@@ -129,3 +129,35 @@ def test_deleting_both_accounts_leaves_nothing_behind(bob, shared):
     account_services.delete_users(users=User.objects.filter(pk__in=[analyst.pk, bob.pk]))
     assert not Backtest.objects.exists()
     assert not PaperRun.objects.exists()
+
+
+def _optimization_of(strategy, user) -> Optimization:
+    return Optimization.objects.create(
+        strategy=strategy,
+        owner=user,
+        kind=strategy.kind,
+        params=strategy.params,
+        grid={"fast": [2], "slow": [3]},
+        objective="sharpe",
+        coin=strategy.coin,
+        timeframe="1d",
+        start=DAY0 - timedelta(days=5),
+        end=DAY0 + timedelta(days=3),
+        initial_capital=Decimal(1000),
+        fee_bps=Decimal(10),
+        slippage_bps=Decimal(0),
+    )
+
+
+@pytest.mark.parametrize("how", ["account", "strategy"])
+def test_another_users_optimisation_keeps_the_strategy_archived(bob, coin, how):
+    analyst = make_user("ana@example.com", role="analyst")
+    published = strategy_for(analyst, coin, visibility="published")
+    own, theirs = _optimization_of(published, analyst), _optimization_of(published, bob)
+    if how == "account":
+        account_services.delete_account(user=analyst)
+    else:
+        assert services.delete_strategy(strategy=published, user=analyst) is False
+    assert Optimization.objects.filter(pk=theirs.pk).exists()
+    assert not Optimization.objects.filter(pk=own.pk).exists()
+    assert Strategy.objects.get(pk=published.pk).archived_at is not None
