@@ -45,7 +45,8 @@ check: $(STAMP)
 test: lint check
 	@echo "Exactness on the embedded default (SQLite, local memory), then everything on the configured services:"
 	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL $(BIN)/python -m pytest -q cryptodesk/tests/test_exact_decimals.py portfolios/tests/test_numbers.py
-	$(BIN)/python -m pytest
+	@# two workers (pytest-xdist), one per core: each has its own test database, cache and channel prefixes
+	$(BIN)/python -m pytest -n 2
 
 worker: $(STAMP)
 	$(BIN)/celery -A cryptodesk worker -Q celery,backtests --loglevel=INFO
