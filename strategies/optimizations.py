@@ -23,7 +23,7 @@ from .engine import convert, optimize
 from .engine.kinds import KINDS, TIMEFRAMES, ParamError, validate
 from .errors import TooManyBacktests, field_error
 from .models import Backtest, Optimization, Strategy
-from .services import ACTIVE, _sample, _uncovered_range, clean_params
+from .services import ACTIVE, _sample, _uncovered_range, clean_params, reap_runs
 
 logger = logging.getLogger(__name__)
 
@@ -203,30 +203,21 @@ def _fail(optimization_id, reason: str) -> None:
 def reap_optimizations(*, now: datetime | None = None) -> dict[str, int]:
     """Optimisations `running` past the task's time limit plus a margin lost their worker: requeued once, then
     failed with the reason (as reap_backtests). Returns how many of each."""
+    from .tasks import run_optimization_task
+
     now = now or timezone.now()
-    cutoff = now - timedelta(seconds=OPTIMIZATION_TIME_LIMIT_S + OPTIMIZATION_REAP_MARGIN_S)
-    stuck = Optimization.objects.filter(status=Optimization.Status.RUNNING, started_at__lt=cutoff)
-    failed = stuck.filter(attempts__gte=OPTIMIZATION_MAX_ATTEMPTS).update(
-        status=Optimization.Status.FAILED,
-        finished_at=now,
+    requeued, failed = reap_runs(
+        Optimization,
+        cutoff=now - timedelta(seconds=OPTIMIZATION_TIME_LIMIT_S + OPTIMIZATION_REAP_MARGIN_S),
+        max_attempts=OPTIMIZATION_MAX_ATTEMPTS,
         error=(
             f"The worker running this optimisation stopped {OPTIMIZATION_MAX_ATTEMPTS} times before it finished: "
             "try fewer combinations or a shorter range."
         ),
+        task=run_optimization_task,
+        now=now,
     )
-    from .tasks import run_optimization_task
-
-    requeued = 0
-    for optimization_id in list(stuck.filter(attempts__lt=OPTIMIZATION_MAX_ATTEMPTS).values_list("pk", flat=True)):
-        # conditional: a worker that was only slow and finished meanwhile keeps its result
-        if Optimization.objects.filter(
-            pk=optimization_id, status=Optimization.Status.RUNNING, started_at__lt=cutoff
-        ).update(status=Optimization.Status.QUEUED, progress=0, started_at=None, heartbeat_at=None):
-            requeued += 1
-            enqueue_on_commit(run_optimization_task, str(optimization_id))
-    if requeued or failed:
-        logger.warning("reaped optimisations whose worker stopped: %d requeued, %d failed", requeued, failed)
-    return {"requeued": requeued, "failed": failed}
+    return {"requeued": len(requeued), "failed": len(failed)}
 
 
 def _bars(optimization: Optimization):

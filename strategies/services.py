@@ -241,36 +241,51 @@ def _fail(backtest_id, reason: str) -> None:
     _backtests_changed([backtest_id])
 
 
+def reap_runs(model, *, cutoff: datetime, max_attempts: int, error: str, task, now: datetime) -> tuple[list, list]:
+    """Runs (backtests, optimisations) `running` since before `cutoff` lost their worker: requeued until they have
+    been claimed `max_attempts` times, then failed with `error`. Each change is conditional, so a worker that was
+    only slow and finished meanwhile keeps its result. Returns (requeued ids, failed ids)."""
+    stuck = model.objects.filter(status=model.Status.RUNNING, started_at__lt=cutoff)
+    worn_out = list(stuck.filter(attempts__gte=max_attempts).values_list("pk", flat=True))
+    failed = model.objects.filter(pk__in=worn_out, status=model.Status.RUNNING, started_at__lt=cutoff)
+    failed_ids = list(failed.values_list("pk", flat=True)) if worn_out else []
+    model.objects.filter(pk__in=failed_ids).update(status=model.Status.FAILED, finished_at=now, error=error)
+    requeued = []
+    for run_id in list(stuck.filter(attempts__lt=max_attempts).values_list("pk", flat=True)):
+        if model.objects.filter(pk=run_id, status=model.Status.RUNNING, started_at__lt=cutoff).update(
+            status=model.Status.QUEUED, progress=0, started_at=None, heartbeat_at=None
+        ):
+            requeued.append(run_id)
+            enqueue_on_commit(task, str(run_id))
+    if requeued or failed_ids:
+        logger.warning(
+            "reaped %s whose worker stopped: %d requeued, %d failed",
+            model._meta.verbose_name_plural,
+            len(requeued),
+            len(failed_ids),
+        )
+    return requeued, failed_ids
+
+
 def reap_backtests(*, now: datetime | None = None) -> dict[str, int]:
     """Backtests `running` past the task's time limit plus a margin lost their worker: requeued once, then failed
     with the reason. Returns how many of each."""
+    from .tasks import run_backtest_task
+
     now = now or timezone.now()
-    cutoff = now - timedelta(seconds=BACKTEST_TIME_LIMIT_S + BACKTEST_REAP_MARGIN_S)
-    stuck = Backtest.objects.filter(status=Backtest.Status.RUNNING, started_at__lt=cutoff)
-    worn_out = list(stuck.filter(attempts__gte=BACKTEST_MAX_ATTEMPTS).values_list("pk", flat=True))
-    failed = Backtest.objects.filter(pk__in=worn_out, status=Backtest.Status.RUNNING).update(
-        status=Backtest.Status.FAILED,
-        finished_at=now,
+    requeued, failed = reap_runs(
+        Backtest,
+        cutoff=now - timedelta(seconds=BACKTEST_TIME_LIMIT_S + BACKTEST_REAP_MARGIN_S),
+        max_attempts=BACKTEST_MAX_ATTEMPTS,
         error=(
             f"The worker running this backtest stopped {BACKTEST_MAX_ATTEMPTS} times before it finished: "
             "try a shorter range or the 1d timeframe."
         ),
+        task=run_backtest_task,
+        now=now,
     )
-    from .tasks import run_backtest_task
-
-    requeued = 0
-    for backtest_id in list(stuck.filter(attempts__lt=BACKTEST_MAX_ATTEMPTS).values_list("pk", flat=True)):
-        # conditional: a worker that was only slow and finished meanwhile keeps its result
-        if Backtest.objects.filter(pk=backtest_id, status=Backtest.Status.RUNNING, started_at__lt=cutoff).update(
-            status=Backtest.Status.QUEUED, progress=0, started_at=None, heartbeat_at=None
-        ):
-            requeued += 1
-            enqueue_on_commit(run_backtest_task, str(backtest_id))
-            _backtests_changed([backtest_id])
-    _backtests_changed(worn_out if failed else [])
-    if requeued or failed:
-        logger.warning("reaped backtests whose worker stopped: %d requeued, %d failed", requeued, failed)
-    return {"requeued": requeued, "failed": failed}
+    _backtests_changed(requeued + failed)
+    return {"requeued": len(requeued), "failed": len(failed)}
 
 
 def _run(backtest: Backtest) -> None:

@@ -288,7 +288,9 @@ def test_the_task_runs_on_the_backtests_queue_and_claims_once(alice, strategy, m
 
 def test_the_reaper_requeues_once_then_fails(alice, strategy, monkeypatch):
     sent = []
-    monkeypatch.setattr(optimizations, "enqueue_on_commit", lambda task, pk: sent.append((task.name, pk)))
+    monkeypatch.setattr(
+        services, "enqueue_on_commit", lambda task, pk: sent.append((task.name, pk))
+    )  # the reaper shared with backtests
     now = timezone.now()
     late = now - timedelta(
         seconds=optimizations.OPTIMIZATION_TIME_LIMIT_S + optimizations.OPTIMIZATION_REAP_MARGIN_S + 1
